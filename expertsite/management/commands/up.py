@@ -30,12 +30,6 @@ class Command(BaseCommand):
             call_command("ensure_admin")
             call_command("demo_load")
             call_command("collectstatic", interactive=False, verbosity=0)
-            from knowledge.services import documents_requeue_abandoned
-
-            if requeued := documents_requeue_abandoned():
-                self.stdout.write(
-                    f"knowledge: re-queued {requeued} documents a stopped worker left half-done"
-                )
         self._serve(options["host"], options["port"])
 
     def _serve(self, host: str, port: int) -> None:

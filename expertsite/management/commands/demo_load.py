@@ -1,4 +1,4 @@
-"""Write the demo company's documents and make them the first team and collection."""
+"""Write the demo company's documents and make them the first team, collection and expert."""
 
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ from django.core.management.base import BaseCommand
 
 from accounts.models import Role, Team
 from accounts.services import membership_set, team_create
+from chat.models import Expert, Mode
+from chat.services import expert_create
 from knowledge.demo.writer import DEMO_COMPANY, write_demo_corpus
 from knowledge.models import Collection
 from knowledge.services import collection_create, document_index, document_upload
 
 DEMO_TEAM_SLUG = "demo"
 DEMO_COLLECTION_SLUG = "demo"
+DEMO_EXPERT_SLUG = "demo"
 
 
 class Command(BaseCommand):
-    help = "Create (idempotently) the demo team, its collection and index the demo documents."
+    help = "Create (idempotently) the demo team, collection (indexed) and expert."
 
     def handle(self, *args: Any, **options: Any) -> None:
         paths = write_demo_corpus(settings.DEMO_DIR)
@@ -45,7 +48,17 @@ class Command(BaseCommand):
             if outcome.status == "queued" and outcome.document is not None:
                 document_index(document_id=outcome.document.pk)
                 indexed += 1
+        if not Expert.objects.filter(slug=DEMO_EXPERT_SLUG).exists():
+            expert_create(
+                team=team,
+                name=f"{DEMO_COMPANY} expert",
+                slug=DEMO_EXPERT_SLUG,
+                collections=[collection],
+                mode=Mode.RAG,
+                system_prompt=f"You are the in-house expert of {DEMO_COMPANY}. Answer staff questions "
+                "briefly and precisely.",
+            )
         self.stdout.write(
-            f"demo: team '{team.slug}', collection '{collection.slug}' "
+            f"demo: expert '{DEMO_EXPERT_SLUG}', team '{team.slug}', collection '{collection.slug}' "
             f"({indexed} indexed, {len(paths) - indexed} unchanged), files in {settings.DEMO_DIR}"
         )

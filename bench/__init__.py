@@ -1,0 +1,1 @@
+"""Benchmarks: scripts run by hand that print speed and quality figures (not tests)."""

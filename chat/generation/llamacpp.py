@@ -1,0 +1,161 @@
+"""llama.cpp in process (llama-cpp-python) for GGUF base models: one resident base, adapters per request.
+
+Adapters are set on the whole llama context, so requests on one base are served one at a
+time (the fair queue's key), and the prompt cache is reset whenever the adapter changes:
+cached tokens would otherwise carry the previous adapter's computation. These calls reach
+the Llama object's model and context handles: llama-cpp-python is pinned for that reason.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from chat.basemodels import BaseModelError, base_model_get
+
+from .base import AdapterRef, GenerationError, GenerationRequest, GenerationStats
+
+log = logging.getLogger(__name__)
+
+
+def available() -> bool:
+    try:
+        import llama_cpp  # noqa: F401
+    except Exception:  # an import that fails for any reason means "not here"
+        return False
+    return True
+
+
+@dataclass
+class _Loaded:
+    llm: Any
+    adapters: dict[str, Any] = field(default_factory=dict)  # gguf path → llama_adapter_lora_p
+    current: str | None = None
+
+
+class LlamaCppBackend:
+    name = "llamacpp"
+
+    def __init__(self) -> None:
+        self._models: dict[str, _Loaded] = {}
+        self._lock = threading.Lock()
+
+    def queue_key(self, request: GenerationRequest) -> str:
+        return f"llamacpp:{request.base_model}"
+
+    def loaded(self, base_model: str) -> _Loaded:
+        with self._lock:
+            if base_model not in self._models:
+                from llama_cpp import Llama
+
+                try:
+                    spec = base_model_get(name=base_model)
+                except BaseModelError as exc:
+                    raise GenerationError("model_unavailable", str(exc)) from exc
+                if spec.gguf is None:
+                    raise GenerationError("model_unavailable", f"{base_model} has no GGUF file for llama.cpp")
+                started = time.perf_counter()
+                try:
+                    llm = Llama(
+                        model_path=str(spec.gguf),
+                        n_ctx=settings.LLAMACPP_N_CTX,
+                        n_threads=settings.LLAMACPP_THREADS or None,
+                        n_batch=512,
+                        verbose=False,
+                    )
+                except Exception as exc:
+                    raise GenerationError(
+                        "model_load_failed", f"{base_model}: {spec.gguf} is not a loadable GGUF model ({exc})"
+                    ) from exc
+                self._models[base_model] = _Loaded(llm)
+                # Free it before interpreter teardown, when llama.cpp's own finalizer would crash.
+                atexit.register(llm.close)
+                log.info("llama.cpp loaded %s in %.1fs", base_model, time.perf_counter() - started)
+            return self._models[base_model]
+
+    def _use_adapter(self, loaded: _Loaded, adapter: AdapterRef | None) -> None:
+        import llama_cpp
+
+        key = adapter.gguf_path if adapter else None
+        if adapter is not None and not key:
+            raise GenerationError(
+                "adapter_not_converted", f"adapter '{adapter.name}' has no llama.cpp (GGUF) version"
+            )
+        if key == loaded.current:
+            return
+        ctx = loaded.llm._ctx.ctx
+        if key is None:
+            status = llama_cpp.llama_set_adapters_lora(ctx, None, 0, None)
+        else:
+            if key not in loaded.adapters:
+                if not Path(key).exists():
+                    raise GenerationError(
+                        "adapter_missing",
+                        f"adapter '{adapter.name}' is missing from storage ({key})",  # type: ignore[union-attr]
+                    )
+                pointer = llama_cpp.llama_adapter_lora_init(loaded.llm._model.model, key.encode())
+                if not pointer:
+                    raise GenerationError(
+                        "adapter_invalid",
+                        f"adapter '{adapter.name}' does not fit this base model",  # type: ignore[union-attr]
+                    )
+                loaded.adapters[key] = pointer
+            adapters = (llama_cpp.llama_adapter_lora_p_ctypes * 1)(loaded.adapters[key])
+            scales = (ctypes.c_float * 1)(1.0)
+            status = llama_cpp.llama_set_adapters_lora(ctx, adapters, 1, scales)
+        if status:
+            raise GenerationError("adapter_invalid", f"llama.cpp refused the adapter (status {status})")
+        loaded.llm.reset()  # the cached prompt was computed with the previous adapter
+        loaded.current = key
+
+    def stream(
+        self, request: GenerationRequest, *, stop: threading.Event, stats: GenerationStats
+    ) -> Iterator[str]:
+        loaded = self.loaded(request.base_model)
+        self._use_adapter(loaded, request.adapter)
+        started = time.perf_counter()
+        try:
+            chunks = loaded.llm.create_chat_completion(
+                messages=list(request.messages),
+                max_tokens=request.max_new_tokens,
+                stream=True,
+                temperature=request.temperature,
+                top_p=0.95 if request.temperature > 0 else 1.0,
+                repeat_penalty=settings.GENERATION_REPETITION_PENALTY,
+            )
+            first: float | None = None
+            for chunk in chunks:
+                if stop.is_set():
+                    break
+                piece = chunk["choices"][0]["delta"].get("content") or ""
+                if not piece:
+                    continue
+                if first is None:
+                    first = time.perf_counter()
+                    stats.prefill_ms = (first - started) * 1000
+                stats.tokens += 1
+                yield piece
+        except ValueError as exc:
+            if "context" in str(exc).lower() or "exceed" in str(exc).lower():
+                raise GenerationError("prompt_too_long", str(exc)) from exc
+            raise GenerationError("generation_failed", str(exc)) from exc
+        stats.decode_s = time.perf_counter() - (first or started)
+
+
+_backend: LlamaCppBackend | None = None
+
+
+def llamacpp_backend() -> LlamaCppBackend:
+    global _backend
+    if _backend is None:
+        _backend = LlamaCppBackend()
+    return _backend
