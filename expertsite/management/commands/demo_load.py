@@ -15,6 +15,8 @@ from chat.services import expert_create
 from knowledge.demo.writer import DEMO_COMPANY, write_demo_corpus
 from knowledge.models import Collection
 from knowledge.services import collection_create, document_index, document_upload
+from training.evaluation import evaluation_create, questions_parse
+from training.models import EvaluationRun
 
 DEMO_TEAM_SLUG = "demo"
 DEMO_COLLECTION_SLUG = "demo"
@@ -48,8 +50,9 @@ class Command(BaseCommand):
             if outcome.status == "queued" and outcome.document is not None:
                 document_index(document_id=outcome.document.pk)
                 indexed += 1
-        if not Expert.objects.filter(slug=DEMO_EXPERT_SLUG).exists():
-            expert_create(
+        expert = Expert.objects.filter(slug=DEMO_EXPERT_SLUG).first()
+        if expert is None:
+            expert = expert_create(
                 team=team,
                 name=f"{DEMO_COMPANY} expert",
                 slug=DEMO_EXPERT_SLUG,
@@ -57,6 +60,14 @@ class Command(BaseCommand):
                 mode=Mode.RAG,
                 system_prompt=f"You are the in-house expert of {DEMO_COMPANY}. Answer staff questions "
                 "briefly and precisely.",
+            )
+        if not EvaluationRun.objects.filter(expert=expert).exists():
+            # The gpu worker answers "RAG or not?" for the demo while the page loads.
+            evaluation_create(
+                expert=expert,
+                questions=questions_parse((settings.DEMO_DIR / "questions.jsonl").read_bytes()),
+                modes=[Mode.BASE, Mode.RAG],
+                name="Demo: base model vs RAG",
             )
         self.stdout.write(
             f"demo: expert '{DEMO_EXPERT_SLUG}', team '{team.slug}', collection '{collection.slug}' "
