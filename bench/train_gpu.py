@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -64,14 +65,14 @@ def build_model(dest: Path) -> None:
         "num_attention_heads": 4,
         "num_key_value_heads": 4,
     }
+    shape: dict[str, Any] = tiny if TINY else full
     cfg = Phi3Config(
         vocab_size=VOCAB,
-        **(tiny if TINY else full),
         max_position_embeddings=4096,
-        rope_theta=10000.0,
         pad_token_id=32000,
         bos_token_id=1,
         eos_token_id=32000,
+        **shape,
     )
     torch.manual_seed(0)
     with torch.device(DEVICE):
@@ -149,7 +150,7 @@ def run(method: str, model_dir: Path) -> dict[str, object]:
         return {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
     steady = sorted(times[3:])[len(times[3:]) // 2] if len(times) > 4 else (times[-1] if times else 0)
     tok_s = BS * SEQ / steady if steady else 0.0
-    out = {
+    out: dict[str, object] = {
         "steps": result.steps,
         "step_s": round(steady, 3),
         "tokens_per_s": round(tok_s),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,7 +64,7 @@ def test_an_evaluation_of_the_demo_questions_runs_on_the_real_worker(worker, acm
         max_new_tokens=48,
         temperature=0.0,
     )
-    questions = demo_questions(tmp_path / "demo")
+    questions: list[Any] = demo_questions(tmp_path / "demo")
     with pytest.raises(EvaluationInvalid, match="adapter"):
         evaluation_create(expert=expert, questions=questions, modes=["rag", "ft"])
     run = evaluation_create(expert=expert, questions=questions, modes=["base", "rag"])
