@@ -27,6 +27,7 @@ import gc
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -374,7 +375,7 @@ def raw_measure(
 
 
 def section_raw(
-    cases: list[PromptCase], *, new_tokens: int, repeats: int, full: bool
+    cases: list[PromptCase], *, new_tokens: int, repeats: int, full: bool, cross_check: bool
 ) -> tuple[dict[str, RawResult], tuple[Any, Any]]:
     """Results keyed f"{dtype}/{slug}", and the product-dtype model and tokenizer, still loaded."""
     import torch
@@ -402,7 +403,7 @@ def section_raw(
             if not full and dtype_name != product_dtype and case.slug != SLUG_BASE:
                 continue  # --quick: the float32 reference only for the short prompt
             runs, pf, dec = raw_measure(
-                model, tokenizer, case.ids, new_tokens=new_tokens, repeats=repeats, plain=full
+                model, tokenizer, case.ids, new_tokens=new_tokens, repeats=repeats, plain=cross_check
             )
             results[f"{dtype_name}/{case.slug}"] = RawResult(
                 dtype=dtype_name, case=case, runs=runs, plain_prefill_ms=pf, plain_decode_tok_s=dec
@@ -1202,6 +1203,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--sections", default="raw,ws,burst,gpu", help="comma-separated subset of raw,ws,burst,gpu"
     )
     parser.add_argument(
+        "--cross-check",
+        action="store_true",
+        help="section 1 also times generate(1) and generate(N) without a streamer (doubles its time)",
+    )
+    parser.add_argument(
+        "--omp-passive",
+        action="store_true",
+        help="OMP_WAIT_POLICY=PASSIVE for this process and the server (not the product's default: shows "
+        "what it changes when other processes compete for the cores)",
+    )
+    parser.add_argument(
         "--redis-socket-timeout",
         type=float,
         default=None,
@@ -1216,6 +1228,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     burst_tokens = 16 if args.quick else 32
     clients = args.clients or (5 if args.quick else 20)
 
+    # `timeout` and friends send SIGTERM: turn it into SystemExit so the finally below stops the server.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if args.omp_passive:
+        # Must be set before torch (and its OpenMP runtime) is imported; the server inherits it.
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     import django
 
     django.setup()
@@ -1226,6 +1243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"bench/chat.py{' --quick' if args.quick else ''}: torch {torch.__version__}, transformers "
         f"{transformers.__version__}, {os.cpu_count()} CPUs, {load_line()}"
+    )
+    note(
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')}, "
+        f"torch threads {torch.get_num_threads()}"
     )
     if "gpu" in sections and sections == {"gpu"}:
         section_gpu(new_tokens=new_tokens, repeats=repeats)
@@ -1239,7 +1261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         paired_model: tuple[Any, Any] | None = None
         if "raw" in sections or "ws" in sections:
             raw, paired_model = section_raw(
-                cases, new_tokens=new_tokens, repeats=repeats, full=not args.quick
+                cases,
+                new_tokens=new_tokens,
+                repeats=repeats,
+                full=not args.quick,
+                cross_check=args.cross_check,
             )
         if "ws" in sections or "burst" in sections:
             probe_ok = section_probe(world, redis_socket_timeout=args.redis_socket_timeout)

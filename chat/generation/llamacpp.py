@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -68,7 +69,8 @@ class LlamaCppBackend:
                     llm = Llama(
                         model_path=str(spec.gguf),
                         n_ctx=settings.LLAMACPP_N_CTX,
-                        n_threads=settings.LLAMACPP_THREADS or None,
+                        # llama-cpp-python defaults to half the cores: 1 thread on 2 cores.
+                        n_threads=settings.LLAMACPP_THREADS or os.cpu_count(),
                         n_batch=512,
                         verbose=False,
                     )
