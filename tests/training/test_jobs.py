@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow
 FAST = {"lr": 1e-3, "batch_size": 4, "max_seq_len": 128, "warmup_ratio": 0.0}
 
 
-def wait_for(job: TrainingJob, condition, seconds: float = 600) -> TrainingJob:
+def wait_for(job: TrainingJob, condition, seconds: float = 1500) -> TrainingJob:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         job.refresh_from_db()
