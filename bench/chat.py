@@ -374,24 +374,114 @@ def raw_measure(
     return runs, pf * 1000, (new_tokens - 1) / (total - pf) if total > pf else None
 
 
+class RawLlama:
+    """llama-cpp-python alone, set up as the product's llamacpp backend sets it up."""
+
+    def __init__(self) -> None:
+        from django.conf import settings
+        from llama_cpp import Llama
+
+        from chat.basemodels import base_model_get
+
+        spec = base_model_get(name=settings.DEFAULT_BASE_MODEL)
+        self.threads = settings.LLAMACPP_THREADS or os.cpu_count() or 1
+        self.llm = Llama(
+            model_path=str(spec.gguf),
+            n_ctx=settings.LLAMACPP_N_CTX,
+            n_threads=self.threads,
+            n_batch=512,
+            verbose=False,
+        )
+
+    def run(self, messages: list[Any], *, new_tokens: int) -> RawRun:
+        from django.conf import settings
+
+        # A cold prompt every time: the Llama object would otherwise reuse the previous prompt's
+        # cached prefix (the product benefits from that too, but only within one conversation).
+        self.llm.reset()
+        started = time.perf_counter()
+        times: list[float] = []
+        parts: list[str] = []
+        for chunk in self.llm.create_chat_completion(
+            messages=messages,
+            max_tokens=new_tokens,
+            stream=True,
+            temperature=0.0,
+            top_p=1.0,
+            repeat_penalty=settings.GENERATION_REPETITION_PENALTY,
+        ):
+            delta: Any = chunk["choices"][0]["delta"]  # type: ignore[index]
+            piece = str(delta.get("content") or "")
+            if piece:
+                times.append(time.perf_counter())
+                parts.append(piece)
+        n = len(times)
+        span = times[-1] - times[0] if n > 1 else 0.0
+        return RawRun(
+            prefill_ms=(times[0] - started) * 1000 if times else 0.0,
+            decode_tok_s=(n - 1) / span if span > 0 else None,
+            tokens=n,
+            first_visible_token=None,
+            text="".join(parts),
+        )
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+@dataclass
+class RawEngines:
+    """What section 2 pairs each ask with: the engine behind the expert's backend."""
+
+    local: tuple[Any, Any] | None = None  # transformers model, tokenizer in settings.LOCAL_DTYPE
+    llamacpp: RawLlama | None = None
+
+    def run(self, backend: str, case: PromptCase, *, new_tokens: int) -> RawRun | None:
+        if backend == "llamacpp" and self.llamacpp is not None:
+            return self.llamacpp.run(case.messages, new_tokens=new_tokens)
+        if backend == "local" and self.local is not None:
+            model, tokenizer = self.local
+            runs, _, _ = raw_measure(
+                model, tokenizer, case.ids, new_tokens=new_tokens, repeats=1, plain=False
+            )
+            return runs[0]
+        return None
+
+    def close(self) -> None:
+        if self.llamacpp is not None:
+            self.llamacpp.close()
+        self.local = self.llamacpp = None
+        gc.collect()
+
+
+def raw_key(backend: str, slug: str) -> str:
+    from django.conf import settings
+
+    return f"{'llamacpp' if backend == 'llamacpp' else settings.LOCAL_DTYPE}/{slug}"
+
+
 def section_raw(
     cases: list[PromptCase], *, new_tokens: int, repeats: int, full: bool, cross_check: bool
-) -> tuple[dict[str, RawResult], tuple[Any, Any]]:
-    """Results keyed f"{dtype}/{slug}", and the product-dtype model and tokenizer, still loaded."""
+) -> tuple[dict[str, RawResult], RawEngines]:
+    """Results keyed f"{dtype or 'llamacpp'}/{slug}"; the engines of section 2, still loaded."""
     import torch
     from django.conf import settings
 
     from chat.basemodels import base_model_get, load_causal_lm
+    from chat.generation import backend_name_for
+    from chat.generation.llamacpp import available
 
+    product_backend = backend_name_for(settings.DEFAULT_BASE_MODEL)[0]
     print(
-        f"\n== 1. raw model.generate, SmolLM2-135M-Instruct ({load_line()}, "
-        f"torch threads {torch.get_num_threads()})"
+        f"\n== 1. raw engines, SmolLM2-135M-Instruct ({load_line()}, torch threads "
+        f"{torch.get_num_threads()}); the product's backend for it: {product_backend}"
     )
     product_dtype = settings.LOCAL_DTYPE
     # The product's dtype last: it stays loaded for section 2's paired runs.
     dtypes = [*(["float32"] if product_dtype != "float32" else []), product_dtype]
     spec = base_model_get(name=settings.DEFAULT_BASE_MODEL)
     results: dict[str, RawResult] = {}
+    engines = RawEngines()
     for dtype_name in dtypes:
         t = time.perf_counter()
         model, tokenizer = load_causal_lm(spec=spec, dtype=getattr(torch, dtype_name), device="cpu")
@@ -408,47 +498,75 @@ def section_raw(
             results[f"{dtype_name}/{case.slug}"] = RawResult(
                 dtype=dtype_name, case=case, runs=runs, plain_prefill_ms=pf, plain_decode_tok_s=dec
             )
-        note(f"{dtype_name}: loaded in {load_s:.1f} s")
-        if dtype_name != product_dtype:
-            del model, tokenizer
-            gc.collect()
+        note(f"transformers {dtype_name}: loaded in {load_s:.1f} s")
+        if dtype_name == product_dtype:
+            engines.local = (model, tokenizer)
+        del model, tokenizer
+        gc.collect()
+    if available():
+        t = time.perf_counter()
+        engines.llamacpp = RawLlama()
+        note(f"llama.cpp ({engines.llamacpp.threads} threads): loaded in {time.perf_counter() - t:.1f} s")
+        engines.llamacpp.run(cases[0].messages, new_tokens=8)  # warm-up
+        for case in cases:
+            runs = [engines.llamacpp.run(case.messages, new_tokens=new_tokens) for _ in range(repeats)]
+            results[f"llamacpp/{case.slug}"] = RawResult(dtype="llamacpp", case=case, runs=runs)
+    else:
+        note("llama-cpp-python is not installed: no llama.cpp rows")
+
+    def engine_label(dtype: str) -> str:
+        if dtype == "llamacpp":
+            label = "llama.cpp GGUF"
+            return label + (" (product)" if product_backend == "llamacpp" else "")
+        label = f"transformers {dtype}"
+        return label + (" (product)" if product_backend == "local" and dtype == product_dtype else "")
+
+    order = {"llamacpp": 0, product_dtype: 1, "float32": 2}
     rows = []
-    for r in sorted(results.values(), key=lambda r: r.dtype != product_dtype):
+    for r in sorted(results.values(), key=lambda r: order.get(r.dtype, 3)):
+        reference = (
+            (REF_LLAMA_CPP if r.dtype == "llamacpp" else REF_DECODE.get(r.dtype, "-"))
+            if r.case.slug == SLUG_BASE
+            else "-"
+        )
         rows.append(
             [
-                r.dtype + (" (product)" if r.dtype == product_dtype else ""),
+                engine_label(r.dtype),
                 r.case.label,
                 len(r.case.ids),
                 r.case.passages if r.case.passages is not None else "-",
+                median([x.tokens for x in r.runs]),
                 r.prefill_ms,
-                r.plain_prefill_ms,
                 r.decode_tok_s,
+                r.plain_prefill_ms,
                 r.plain_decode_tok_s,
                 r.runs[0].first_visible_token,
-                REF_DECODE.get(r.dtype, "-") if r.case.slug == SLUG_BASE else "-",
+                reference,
             ]
         )
     table(
-        f"Raw generate: greedy, {new_tokens} new tokens forced, repetition_penalty "
-        f"{settings.GENERATION_REPETITION_PENALTY}, median of {repeats}",
+        f"Raw engines: greedy, {new_tokens} new tokens (transformers: forced with min_new_tokens; "
+        f"llama.cpp: up to, stops at EOS), repetition penalty {settings.GENERATION_REPETITION_PENALTY}, "
+        f"median of {repeats}",
         [
-            "dtype",
+            "engine",
             "prompt",
             "prompt tok",
             "passages",
+            "tokens",
             "prefill ms",
-            "prefill ms gen(1)",
             "decode tok/s",
+            "prefill ms gen(1)",
             "decode tok/s gen(N)-gen(1)",
             "1st word at tok",
             "reference tok/s",
         ],
         rows,
     )
-    note(f"llama.cpp reference on this machine: {REF_LLAMA_CPP} tokens/s")
-    note("'1st word at tok': TextIteratorStreamer emits no text until a word ends, so a streamed")
-    note("first frame lags the first token by that many decode steps minus one.")
-    return results, (model, tokenizer)
+    note("prompt tok: transformers' tokenizer (the GGUF's may differ by a token or two).")
+    note("'1st word at tok': transformers' TextIteratorStreamer emits no text until a word ends, so a")
+    note("streamed first frame lags the first token by that many decode steps minus one.")
+    return results, engines
 
 
 # --- 2. the product over its websocket ------------------------------------------------------
@@ -693,22 +811,46 @@ def section_ws(
     world: World,
     cases: list[PromptCase],
     raw: dict[str, RawResult],
-    paired_model: tuple[Any, Any] | None,
+    engines: RawEngines,
     *,
     repeats: int,
     new_tokens: int,
 ) -> None:
-    """Each ask is paired with a raw run of the same prompt just before it, in this process while
-    the server idles: on a shared 2-core machine the load drifts, and a ratio of two measurements
-    taken seconds apart drifts much less than one against section 1."""
+    """Each ask is paired with a raw run of the same prompt on the engine behind the expert's backend,
+    just before it, in this process while the server idles: on a shared 2-core machine the load
+    drifts, and a ratio of two measurements taken seconds apart drifts much less.
+
+    No two RAG asks follow each other (a base ask sits between them): llama.cpp reuses the previous
+    prompt's cached prefix, and bench-rag's prompt and the demo's share all but a passage. One last
+    ask repeats the demo's prompt at once, to show what that cache is worth.
+    """
     from django.conf import settings
 
-    dtype = settings.LOCAL_DTYPE
+    from chat.generation import backend_name_for
+
     print(f"\n== 2. the product over ws://127.0.0.1:{server.port}/ws/chat/ ({load_line()})")
-    pairs: dict[str, list[tuple[RawRun | None, AskResult]]] = {c.slug: [] for c in cases}
+    by_slug = {c.slug: c for c in cases}
+    # The child server inherits this process's environment, so it resolves the same backends.
+    backends = {slug: backend_name_for(world.experts[slug].base_model)[0] for slug in by_slug}
+    schedule = [SLUG_BASE, SLUG_RAG, SLUG_BASE, DEMO_SLUG]
+    cached = f"{DEMO_SLUG}, asked again"
+    pairs: dict[str, list[tuple[RawRun | None, AskResult]]] = {k: [] for k in [*by_slug, cached]}
 
     async def run() -> None:
         ws = await ws_open(server, world.session_id)
+
+        async def one(slug: str, key: str, paired: bool) -> None:
+            nonlocal ws
+            case = by_slug[slug]
+            raw_run = None
+            if paired:
+                # In a thread: the open socket must keep answering the server's pings.
+                raw_run = await asyncio.to_thread(engines.run, backends[slug], case, new_tokens=new_tokens)
+            result = await ask(ws, slug, case.question)
+            pairs[key].append((raw_run, result))
+            if result.error and result.error.get("code") == "connection_closed":
+                ws = await ws_open(server, world.session_id)
+
         try:
             # Warm-up: loads the model and the embedder in the server, first-touches its code paths.
             for slug, question in ((SLUG_BASE, BASE_QUESTION), (SLUG_RAG, RAG_QUESTION)):
@@ -718,25 +860,9 @@ def section_ws(
                     if warm.error.get("code") == "connection_closed":
                         ws = await ws_open(server, world.session_id)
             for _ in range(repeats):
-                for case in cases:
-                    paired: RawRun | None = None
-                    if paired_model is not None:
-                        model, tokenizer = paired_model
-                        # In a thread: the open socket must keep answering the server's pings.
-                        runs, _, _ = await asyncio.to_thread(
-                            raw_measure,
-                            model,
-                            tokenizer,
-                            case.ids,
-                            new_tokens=new_tokens,
-                            repeats=1,
-                            plain=False,
-                        )
-                        paired = runs[0]
-                    result = await ask(ws, case.slug, case.question)
-                    pairs[case.slug].append((paired, result))
-                    if result.error and result.error.get("code") == "connection_closed":
-                        ws = await ws_open(server, world.session_id)
+                for slug in schedule:
+                    await one(slug, slug, paired=True)
+            await one(DEMO_SLUG, cached, paired=False)
         finally:
             await ws.close()
 
@@ -748,35 +874,40 @@ def section_ws(
     )
 
     rows_speed, rows_ttft, checks = [], [], []
-    for case in cases:
-        asks = [a for _, a in pairs[case.slug]]
-        errors = [a.error for a in asks if a.error]
+    for key, results in pairs.items():
+        slug = DEMO_SLUG if key == cached else key
+        case = by_slug[slug]
+        backend = backends[slug]
+        errors = [a.error for _, a in results if a.error]
         if errors:
-            note(f"{case.slug}: errors {errors}")
-        good = [(r, a) for r, a in pairs[case.slug] if a.done]
+            note(f"{key}: errors {errors}")
+        good = [(r, a) for r, a in results if a.done]
         if not good:
             continue
-        raw_result = raw.get(f"{dtype}/{case.slug}")
-        expert = world.experts[case.slug]
+        raw_result = raw.get(raw_key(backend, slug))
+        if key == cached and raw_result is not None:
+            # Compared with the cold prompt's raw figures on the same engine (section 1).
+            good = [(raw_result.runs[0], a) for _, a in good]
+        expert = world.experts[slug]
+        engine = "llama.cpp" if backend == "llamacpp" else f"transformers {settings.LOCAL_DTYPE}"
         stream = median([a.stream_tok_s for _, a in good])
-        paired_decode = median([r.decode_tok_s if r else None for r, _ in good])
         ratios = [a.stream_tok_s / r.decode_tok_s for r, a in good if r and r.decode_tok_s and a.stream_tok_s]
         rows_speed.append(
             [
-                f"{case.slug} ({expert.mode}, T={expert.temperature:g})",
+                f"{key} ({expert.mode}, T={expert.temperature:g})",
+                backend,
+                len(good),
                 median([a.tokens for _, a in good]),
                 median([a.token_frames for _, a in good]),
                 stream,
                 median([a.done.get("tokens_per_s") if a.done else None for _, a in good]),
-                paired_decode,
+                median([r.decode_tok_s if r else None for r, _ in good]),
                 median(ratios),
                 raw_result.decode_tok_s if raw_result else None,
                 f">= {TARGET_STREAM_RATIO}",
-                REF_DECODE.get(dtype, "-") if case.slug == SLUG_BASE else "-",
             ]
         )
         ttft = median([a.ttft_ms for _, a in good])
-        paired_prefill = median([r.prefill_ms if r else None for r, _ in good])
         overheads = [a.ttft_ms - r.prefill_ms for r, a in good if r and a.ttft_ms is not None]
         server_ttft = median(
             [float(a.done["ttft_ms"]) if a.done and a.done.get("ttft_ms") else None for _, a in good]
@@ -787,13 +918,13 @@ def section_ws(
         pipeline = sum(v or 0 for v in (retrieval, prompt, prefill))
         rows_ttft.append(
             [
-                case.slug,
+                key,
+                engine,
                 len(case.ids),
                 ttft,
-                paired_prefill,
+                median([r.prefill_ms if r else None for r, _ in good]),
                 median(overheads),
                 f"<= {TARGET_TTFT_OVERHEAD_MS:.0f}",
-                raw_result.prefill_ms if raw_result else None,
                 server_ttft,
                 retrieval,
                 prompt,
@@ -803,17 +934,18 @@ def section_ws(
                 median([(a.t_done - a.t_last_token) * 1000 for _, a in good if a.t_done and a.t_last_token]),
             ]
         )
-        if raw_result is not None and expert.temperature == 0:
+        if raw_result is not None and expert.temperature == 0 and key != cached:
             reference = " ".join(raw_result.runs[0].text.split())
             same = all(reference.startswith(" ".join(a.text.split())[:200]) for _, a in good)
             checks.append(
-                f"{case.slug}: streamed text is a prefix of the raw {dtype} greedy text: "
-                f"{'yes' if same else 'NO'}"
+                f"{key}: streamed text starts like the raw {engine} greedy text: {'yes' if same else 'NO'}"
             )
     table(
-        f"Streamed decode ({dtype}, median of {repeats}; raw = same prompt, same dtype, run just before)",
+        "Streamed decode (median; raw = the engine behind the backend, same prompt, run just before the ask)",
         [
             "expert",
+            "backend",
+            "asks",
             "tokens",
             "token frames",
             "streamed tok/s",
@@ -822,7 +954,6 @@ def section_ws(
             "streamed/raw",
             "raw tok/s (sec. 1)",
             "target",
-            "reference raw",
         ],
         rows_speed,
     )
@@ -830,12 +961,12 @@ def section_ws(
         "Time to first token (ms): client = ask sent -> first token frame; server split from done.timings",
         [
             "expert",
+            "raw engine",
             "prompt tok",
             "client TTFT",
             "raw prefill",
             "overhead",
             "target",
-            "raw prefill (sec. 1)",
             "server ttft",
             "retrieval",
             "prompt",
@@ -846,7 +977,8 @@ def section_ws(
         ],
         rows_ttft,
     )
-    note("overhead = client TTFT - raw prefill of the same prompt (median of the pairs).")
+    note("overhead = client TTFT - raw prefill of the same prompt (median of the pairs; for")
+    note(f"'{cached}' the cold raw prefill of section 1: the product reuses the cached prompt).")
     note("1st-word wait = server ttft - (retrieval + prompt + prefill): decode steps before the first")
     note("non-empty piece. outside pipeline = client TTFT - server ttft: websocket, conversation and")
     note("message writes, history read, before the queue. streamed tok/s = (tokens-1)/(last-first frame).")
@@ -1208,6 +1340,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="section 1 also times generate(1) and generate(N) without a streamer (doubles its time)",
     )
     parser.add_argument(
+        "--backend",
+        choices=["auto", "local", "llamacpp"],
+        default=None,
+        help="GENERATION_BACKEND for this process and the server (default: as configured; the product's "
+        "'auto' serves GGUF models with llama.cpp when it is installed, 'local' is transformers)",
+    )
+    parser.add_argument(
         "--omp-passive",
         action="store_true",
         help="OMP_WAIT_POLICY=PASSIVE for this process and the server (not the product's default: shows "
@@ -1230,6 +1369,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # `timeout` and friends send SIGTERM: turn it into SystemExit so the finally below stops the server.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    if args.backend:
+        # Read by the settings at import: set before django.setup(); the server inherits it.
+        os.environ["GENERATION_BACKEND"] = args.backend
+        if os.environ.get("GENERATION_BACKENDS"):
+            print("warning: GENERATION_BACKENDS is set and overrides --backend per model", file=sys.stderr)
     if args.omp_passive:
         # Must be set before torch (and its OpenMP runtime) is imported; the server inherits it.
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
@@ -1243,6 +1387,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"bench/chat.py{' --quick' if args.quick else ''}: torch {torch.__version__}, transformers "
         f"{transformers.__version__}, {os.cpu_count()} CPUs, {load_line()}"
+    )
+    from django.conf import settings
+
+    from chat.generation import backend_name_for
+
+    note(
+        f"GENERATION_BACKEND={settings.GENERATION_BACKEND}: {settings.DEFAULT_BASE_MODEL} is served by "
+        f"'{backend_name_for(settings.DEFAULT_BASE_MODEL)[0]}', LOCAL_DTYPE={settings.LOCAL_DTYPE}, "
+        f"LLAMACPP_THREADS={settings.LLAMACPP_THREADS or 'all cores'}"
     )
     note(
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
@@ -1258,9 +1411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cases = prompt_cases(world.experts)
         raw: dict[str, RawResult] = {}
-        paired_model: tuple[Any, Any] | None = None
+        engines = RawEngines()
         if "raw" in sections or "ws" in sections:
-            raw, paired_model = section_raw(
+            raw, engines = section_raw(
                 cases,
                 new_tokens=new_tokens,
                 repeats=repeats,
@@ -1280,9 +1433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not probe_ok:
                 note("measuring anyway: expect connection_closed errors below")
             if "ws" in sections:
-                section_ws(server, world, cases, raw, paired_model, repeats=repeats, new_tokens=new_tokens)
-            paired_model = None
-            gc.collect()
+                section_ws(server, world, cases, raw, engines, repeats=repeats, new_tokens=new_tokens)
+            engines.close()
             if "burst" in sections:
                 if "ws" not in sections:
                     asyncio.run(_warm(server, world))
