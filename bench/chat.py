@@ -1,13 +1,17 @@
-"""Chat benchmark: raw decode speed, the product streamed over its websocket, a burst of clients.
+"""Chat benchmark: raw engines, the product streamed over its websocket, a burst of clients.
 
-    .venv/bin/python bench/chat.py [--quick] [--clients 20] [--sections raw,ws,burst,gpu]
+    .venv/bin/python bench/chat.py [--quick] [--clients 20] [--backend auto|local|llamacpp]
+        [--sections raw,ws,burst,gpu] [--omp-passive] [--cross-check] [--redis-socket-timeout S]
 
-1. Raw `model.generate` on SmolLM2-135M-Instruct (loaded by chat.basemodels.load_causal_lm in the
-   product's dtype, settings.LOCAL_DTYPE, and in float32 for reference): prefill ms and decode
-   tokens/s for the base expert's ~110-token chat prompt and for RAG prompts made by the product's
-   own answer_prepare.
+1. Raw engines on SmolLM2-135M-Instruct: transformers `model.generate` (loaded by
+   chat.basemodels.load_causal_lm in the product's dtype, settings.LOCAL_DTYPE, and in float32 for
+   reference; 128 new tokens forced) and llama-cpp-python on the packaged GGUF, set up as the
+   product's llamacpp backend sets it up. Prefill ms and decode tokens/s for the base expert's
+   ~110-token chat prompt and for RAG prompts made by the product's own answer_prepare.
 2. The product: the real ASGI server (uvicorn, a child process) asked over /ws/chat/ with the
-   `websockets` client; token frames timed client-side, compared with (1) for the same prompt.
+   `websockets` client; token frames timed client-side, each ask paired with a raw run of the same
+   prompt on the engine behind the expert's backend (settings.GENERATION_BACKEND; `auto` means
+   llama.cpp for GGUF models when llama-cpp-python is installed). First an idle-socket probe.
 3. A burst of N websocket clients asking at once: completion, FCFS queue positions, server RSS.
 4. GPU only (torch.cuda.is_available()): full-size Phi-3-mini architecture, random weights, bf16,
    decode tokens/s through the product's LocalBackend versus plain model.generate.
@@ -799,10 +803,10 @@ def section_probe(world: World, *, redis_socket_timeout: float | None, seconds: 
         )
     table("Idle websocket", ["server", "open after wait", "what happened", "server log"], rows)
     if not passed:
-        note("Every /ws/chat/ connection dies ~5 s after its channel-layer read starts: channels_redis")
-        note("blocks in BZPOPMIN for 5 s (brpop_timeout) and redis-py's default socket_timeout is also 5 s,")
-        note("so the read times out first and the consumer crashes. Rerun with --redis-socket-timeout 30")
-        note("to measure sections 2-3 with that one workaround (it only changes the child's REDIS_URL).")
+        note("An idle /ws/chat/ connection died. Seen before: channels_redis blocks in BZPOPMIN for 5 s")
+        note("(brpop_timeout) and redis-py 8's default socket_timeout is also 5 s, so the read timed out")
+        note("first and crashed the consumer (fixed by a socket_timeout on the CHANNEL_LAYERS host). Rerun")
+        note("with --redis-socket-timeout 30 to measure sections 2-3 with that workaround (child REDIS_URL).")
     return passed
 
 

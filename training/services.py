@@ -6,6 +6,7 @@ import hashlib
 import logging
 import shutil
 import statistics
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -423,6 +424,7 @@ def training_job_run(*, job_id: int, worker: str) -> TrainingJob | None:
 
     resumed = checkpoint_step(spec.checkpoint_dir)
     job.history = [h for h in job.history if h["step"] <= resumed]
+    beating = _heartbeat_start(job.pk)
     try:
         result = train(
             spec,
@@ -445,6 +447,8 @@ def training_job_run(*, job_id: int, worker: str) -> TrainingJob | None:
         log.exception("training job %s failed", job.pk)
         _finish(job, JobStatus.FAILED, f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        beating.set()
     job.history = result.history
     job.eval_loss = result.eval_loss
     adapter = Adapter.objects.create(
@@ -484,6 +488,28 @@ def training_job_run(*, job_id: int, worker: str) -> TrainingJob | None:
     _finish(job, JobStatus.SUCCEEDED, "")
     _append_log(job.pk, f"adapter {adapter.pk} saved to {adapter.path}")
     return job
+
+
+def _heartbeat_start(job_id: int) -> threading.Event:
+    """Beat on the job row while this worker lives, however long one step takes.
+
+    Progress writes alone are not a heartbeat: a step on a busy CPU can outlast
+    TRAINING_STALE_SECONDS, and the job's own worker would then look dead to the reaper.
+    """
+    stop = threading.Event()
+    interval = max(0.5, min(30.0, settings.TRAINING_STALE_SECONDS / 4))
+
+    def beat() -> None:
+        try:
+            while not stop.wait(interval):
+                TrainingJob.objects.filter(pk=job_id, status=JobStatus.RUNNING).update(
+                    heartbeat_at=timezone.now()
+                )
+        finally:
+            close_old_connections()
+
+    threading.Thread(target=beat, name=f"job-{job_id}-heartbeat", daemon=True).start()
+    return stop
 
 
 def _default_device() -> str:
