@@ -71,6 +71,8 @@ BENCH_USERNAME = "bench"
 SLUG_BASE = "bench-base"
 SLUG_RAG = "bench-rag"
 SLUG_BURST = "bench-burst"
+SLUG_FT = "bench-ft"
+TARGET_ADAPTER_RATIO = 0.7
 DEMO_SLUG = "demo"
 
 # Long enough that the base expert's rendered chat prompt is about 110 tokens, like the reference.
@@ -202,11 +204,61 @@ def world_setup(*, new_tokens: int, burst_tokens: int) -> World:
             },
             collections=demo_collections,
         ),
+        # The base expert with a LoRA adapter on (r 16, all linear layers): what a fine-tuned expert
+        # costs per token on each backend.
+        SLUG_FT: expert_upsert(
+            slug=SLUG_FT,
+            name="Bench base + LoRA",
+            fields={**base_fields, "mode": Mode.FT, "adapter": bench_adapter(team)},
+            collections=[],
+        ),
         DEMO_SLUG: demo,
     }
     client = Client()
     client.force_login(user)
     return World(user=user, session_id=client.cookies[settings.SESSION_COOKIE_NAME].value, experts=experts)
+
+
+def bench_adapter(team: Any) -> Any:
+    """A LoRA adapter on the default base, in peft's format and llama.cpp's GGUF, made once.
+
+    Random A and B scaled down, so answers stay close to the base model's (same length, a fair
+    tokens/s) while every adapted layer still does the adapter's extra work.
+    """
+    from django.conf import settings
+
+    from chat.basemodels import base_model_get, base_model_prepare
+    from training.gguf_export import adapter_export_gguf
+    from training.models import Adapter
+
+    spec = base_model_get(name=settings.DEFAULT_BASE_MODEL)
+    relative = f"bench/adapter-{spec.name}"
+    adapter_dir = Path(settings.MEDIA_ROOT) / relative
+    if not (adapter_dir / "adapter.gguf").exists():
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(str(base_model_prepare(spec=spec)), dtype=torch.float32)
+        torch.manual_seed(0)
+        config = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", init_lora_weights=False)
+        peft_model = get_peft_model(model, config)
+        with torch.no_grad():
+            for name, weight in peft_model.named_parameters():
+                if "lora_B" in name:
+                    weight.mul_(0.01)
+        peft_model.save_pretrained(str(adapter_dir))
+        adapter_export_gguf(adapter_dir=adapter_dir, base=spec, dest=adapter_dir / "adapter.gguf")
+    adapter, _ = Adapter.objects.update_or_create(
+        team=team,
+        name="bench adapter",
+        defaults={
+            "base_model": spec.name,
+            "path": relative,
+            "gguf_path": f"{relative}/adapter.gguf",
+        },
+    )
+    return adapter
 
 
 def world_cleanup(world: World) -> int:
@@ -296,6 +348,7 @@ def prompt_cases(experts: dict[str, Expert]) -> list[PromptCase]:
         ("base, short", SLUG_BASE, BASE_QUESTION),
         ("RAG, bench-rag", SLUG_RAG, RAG_QUESTION),
         ("RAG, demo as is", DEMO_SLUG, RAG_QUESTION),
+        ("base + LoRA adapter", SLUG_FT, BASE_QUESTION),
     ):
         prepared = answer_prepare(expert=experts[slug], question=question)
         cases.append(
@@ -494,6 +547,8 @@ def section_raw(
             case.ids = render(tokenizer, case.messages)
         raw_generate(model, tokenizer, cases[0].ids, new_tokens=8)  # warm-up
         for case in cases:
+            if case.slug == SLUG_FT:
+                continue  # raw engines run no adapter: its prompt is the base case's
             if not full and dtype_name != product_dtype and case.slug != SLUG_BASE:
                 continue  # --quick: the float32 reference only for the short prompt
             runs, pf, dec = raw_measure(
@@ -513,6 +568,8 @@ def section_raw(
         note(f"llama.cpp ({engines.llamacpp.threads} threads): loaded in {time.perf_counter() - t:.1f} s")
         engines.llamacpp.run(cases[0].messages, new_tokens=8)  # warm-up
         for case in cases:
+            if case.slug == SLUG_FT:
+                continue
             runs = [engines.llamacpp.run(case.messages, new_tokens=new_tokens) for _ in range(repeats)]
             results[f"llamacpp/{case.slug}"] = RawResult(dtype="llamacpp", case=case, runs=runs)
     else:
@@ -824,7 +881,10 @@ def section_ws(
     just before it, in this process while the server idles: on a shared 2-core machine the load
     drifts, and a ratio of two measurements taken seconds apart drifts much less.
 
-    No two RAG asks follow each other (a base ask sits between them): llama.cpp reuses the previous
+    bench-ft is the base expert with a LoRA adapter: its raw pair is the bare engine on the same
+    prompt, so its ratio is what the adapter costs (target >= 0.7).
+
+    No two RAG asks follow each other (another ask sits between them): llama.cpp reuses the previous
     prompt's cached prefix, and bench-rag's prompt and the demo's share all but a passage. One last
     ask repeats the demo's prompt at once, to show what that cache is worth.
     """
@@ -836,7 +896,7 @@ def section_ws(
     by_slug = {c.slug: c for c in cases}
     # The child server inherits this process's environment, so it resolves the same backends.
     backends = {slug: backend_name_for(world.experts[slug].base_model)[0] for slug in by_slug}
-    schedule = [SLUG_BASE, SLUG_RAG, SLUG_BASE, DEMO_SLUG]
+    schedule = [SLUG_BASE, SLUG_RAG, SLUG_FT, DEMO_SLUG]
     cached = f"{DEMO_SLUG}, asked again"
     pairs: dict[str, list[tuple[RawRun | None, AskResult]]] = {k: [] for k in [*by_slug, cached]}
 
@@ -908,7 +968,7 @@ def section_ws(
                 median([r.decode_tok_s if r else None for r, _ in good]),
                 median(ratios),
                 raw_result.decode_tok_s if raw_result else None,
-                f">= {TARGET_STREAM_RATIO}",
+                f">= {TARGET_ADAPTER_RATIO if slug == SLUG_FT else TARGET_STREAM_RATIO}",
             ]
         )
         ttft = median([a.ttft_ms for _, a in good])

@@ -24,6 +24,8 @@ __all__ = ["ChunkDraft", "chunk_blocks", "minilm_token_counter"]
 
 # A last piece of a section smaller than this is merged into the chunk before it.
 _MIN_FRAGMENT_TOKENS: Final = 20
+# Within this many tokens of the limit, an additive counter's sum is checked by encoding.
+_ESTIMATE_MARGIN: Final = 4
 
 # Abbreviations whose full stop does not end a sentence.
 _ABBREVIATIONS: Final = frozenset(
@@ -99,6 +101,9 @@ def _load_counter(tokenizer_dir: str) -> Callable[[str], int]:
     def count_tokens(text: str) -> int:
         return len(tokenizer.encode(text, add_special_tokens=False).ids) + 2
 
+    # BERT's WordPiece splits at whitespace before anything else, so pieces joined by
+    # whitespace count as the sum of their parts; the packer can add instead of encode.
+    count_tokens.additive = True  # type: ignore[attr-defined]
     return count_tokens
 
 
@@ -195,12 +200,35 @@ class _Packer:
         self.overlap_tokens = overlap_tokens
         # The header row of each table block, repeated wherever the table continues.
         self.table_headers: dict[int, _Unit] = {}
+        self.additive = bool(getattr(count, "additive", False))
+        self.unit_tokens: dict[str, int] = {}
+        self.heading_tokens = count(_embedding_text(heading_path, "")) if heading_path else 2
 
     def tokens(self, units: list[_Unit]) -> int:
+        if self.additive:
+            return self.heading_tokens + sum(self.raw_tokens(u.text) for u in units)
+        return self.exact_tokens(units)
+
+    def exact_tokens(self, units: list[_Unit]) -> int:
         return self.count(_embedding_text(self.heading_path, _render(units)))
 
     def fits(self, units: list[_Unit]) -> bool:
-        return self.tokens(units) <= self.max_tokens
+        if self.additive:
+            # Re-encoding the growing chunk for every unit added made packing quadratic;
+            # the sum is exact for WordPiece, and the margin sends any doubt to the tokenizer.
+            estimate = self.heading_tokens + sum(self.raw_tokens(u.text) for u in units)
+            if estimate <= self.max_tokens - _ESTIMATE_MARGIN:
+                return True
+            if estimate > self.max_tokens + _ESTIMATE_MARGIN:
+                return False
+        return self.exact_tokens(units) <= self.max_tokens
+
+    def raw_tokens(self, text: str) -> int:
+        """Tokens of ``text`` without the two special tokens."""
+        found = self.unit_tokens.get(text)
+        if found is None:
+            found = self.unit_tokens[text] = self.count(text) - 2
+        return found
 
     def pack(self, blocks: list[Block]) -> list[ChunkDraft]:
         # Each chunk is (overlap carried from the previous chunk, its own new units).
@@ -237,7 +265,7 @@ class _Packer:
                     text=text,
                     heading_path=self.heading_path,
                     page=self.page,
-                    token_count=self.count(_embedding_text(self.heading_path, text)),
+                    token_count=self.tokens([*carried, *own]),
                 )
             )
         return drafts
@@ -292,8 +320,13 @@ class _Packer:
         # The last sentence alone is longer than the overlap: carry its closing words.
         words = unit.text.split()
         taken: list[str] = []
+        total = 2
         for word in reversed(words[1:]):
-            if self.count(" ".join([word, *taken])) > self.overlap_tokens:
+            if self.additive:
+                total += self.raw_tokens(word)
+                if total > self.overlap_tokens:
+                    break
+            elif self.count(" ".join([word, *taken])) > self.overlap_tokens:
                 break
             taken.insert(0, word)
         if not taken:
@@ -331,6 +364,8 @@ class _Packer:
         return units
 
     def fits_alone(self, text: str) -> bool:
+        if self.additive:
+            return self.heading_tokens + self.raw_tokens(text) <= self.max_tokens
         return self.count(_embedding_text(self.heading_path, text)) <= self.max_tokens
 
     def split_words(self, text: str, *, budget: int) -> list[str]:

@@ -88,6 +88,7 @@ def chunk_search(
         ef_search=settings.HNSW_EF_SEARCH,
         rrf_k=settings.RRF_K,
         fulltext_weight=settings.SEARCH_FULLTEXT_WEIGHT,
+        fulltext_max_matches=settings.SEARCH_FULLTEXT_MAX_MATCHES,
     )
     t2 = time.perf_counter()
     return SearchResult(hits=hits, embed_ms=(t1 - t0) * 1000, sql_ms=(t2 - t1) * 1000)

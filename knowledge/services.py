@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import PurePosixPath
@@ -195,6 +196,84 @@ def _fail(document: Document, reason: str) -> None:
 
 def document_index(*, document_id: int) -> IndexOutcome:
     """Parse, chunk, embed and store one document; idempotent and safe to retry."""
+    outcome = documents_index(document_ids=[document_id])[0]
+    if outcome.status == "busy":
+        raise DocumentBusy(outcome.error)
+    return outcome
+
+
+@dataclass
+class _Prepared:
+    document: Document
+    drafts: list[ChunkDraft]
+    title: str
+    started: float
+    timings: dict[str, float]
+
+
+def documents_index(*, document_ids: Sequence[int]) -> list[IndexOutcome]:
+    """Index several documents with one embedding call for all their chunks.
+
+    Each document is claimed, parsed, failed and stored on its own (a broken file fails
+    alone, each swap is its own transaction); only the encode is shared, because
+    MiniLM on CPU runs at half speed on one document's handful of chunks.
+    Outcomes come back in the order of `document_ids`; a document another worker holds
+    comes back as "busy".
+    """
+    outcomes: dict[int, IndexOutcome] = {}
+    prepared: list[_Prepared] = []
+    for document_id in document_ids:
+        ready = _prepare(document_id)
+        if isinstance(ready, IndexOutcome):
+            outcomes[document_id] = ready
+        else:
+            prepared.append(ready)
+    if prepared:
+        t = time.perf_counter()
+        try:
+            vectors = embed_texts([d.embedding_text for p in prepared for d in p.drafts]).tolist()
+        except Exception as exc:
+            log.exception("embedding documents %s failed", [p.document.pk for p in prepared])
+            for p in prepared:
+                _fail(p.document, _unexpected(exc))
+            raise
+        total = sum(len(p.drafts) for p in prepared)
+        embed_seconds = time.perf_counter() - t
+        offset = 0
+        for p in prepared:
+            n = len(p.drafts)
+            p.timings["embed"] = embed_seconds * n / total
+            outcomes[p.document.pk] = _store(p, vectors[offset : offset + n])
+            offset += n
+    return [outcomes[document_id] for document_id in document_ids]
+
+
+def documents_index_queued_with(document_id: int) -> IndexOutcome:
+    """Index `document_id` together with other queued documents, up to one embedding batch.
+
+    The other documents' own queue messages then find them ready and do nothing.
+    """
+    companions = list(
+        Document.objects.filter(status=DocumentStatus.QUEUED)
+        .exclude(pk=document_id)
+        .order_by("pk")
+        .values_list("pk", "size")[: settings.INGEST_BATCH_DOCUMENTS - 1]
+    )
+    ids, budget = [document_id], settings.INGEST_BATCH_MB * 1024 * 1024
+    for pk, size in companions:
+        budget -= size
+        if budget < 0:
+            break
+        ids.append(pk)
+    return documents_index(document_ids=ids)[0]
+
+
+def _unexpected(exc: BaseException) -> str:
+    return f"Indexing failed unexpectedly ({type(exc).__name__}: {exc}); try re-indexing."
+
+
+def _prepare(document_id: int) -> _Prepared | IndexOutcome:
+    """Claim, parse and chunk one document, or say why it is not to be embedded now."""
     started = time.perf_counter()
     current = Document.objects.filter(pk=document_id).values_list("status", "claimed_at").first()
     if current is None:
@@ -203,7 +282,11 @@ def document_index(*, document_id: int) -> IndexOutcome:
     if document is None:
         status, claimed_at = current
         if status in (DocumentStatus.PARSING, DocumentStatus.EMBEDDING):
-            raise DocumentBusy(f"document {document_id} is being indexed since {claimed_at}")
+            return IndexOutcome(
+                document_id=document_id,
+                status="busy",
+                error=f"document {document_id} is being indexed since {claimed_at}",
+            )
         return IndexOutcome(document_id=document_id, status=status)
     document_status_push(document)
     timings: dict[str, float] = {}
@@ -226,28 +309,43 @@ def document_index(*, document_id: int) -> IndexOutcome:
         _set_status(
             document, DocumentStatus.EMBEDDING, page_count=parsed.page_count, media_type=parsed.media_type
         )
-        t = time.perf_counter()
-        vectors = embed_texts([d.embedding_text for d in drafts])
-        timings["embed"] = time.perf_counter() - t
-        t = time.perf_counter()
-        _replace_chunks(document, drafts, vectors.tolist(), title=parsed.title)
-        timings["store"] = time.perf_counter() - t
     except ParseError as exc:
         _fail(document, exc.reason)
         return IndexOutcome(
             document_id=document_id, status="failed", error=exc.reason, seconds=time.perf_counter() - started
         )
     except Exception as exc:
+        # A parser bug on one file must not sink the other documents of the batch.
         log.exception("indexing document %s failed", document_id)
-        _fail(document, f"Indexing failed unexpectedly ({type(exc).__name__}: {exc}); try re-indexing.")
+        _fail(document, _unexpected(exc))
+        return IndexOutcome(
+            document_id=document_id,
+            status="failed",
+            error=_unexpected(exc),
+            seconds=time.perf_counter() - started,
+        )
+    return _Prepared(document=document, drafts=drafts, title=parsed.title, started=started, timings=timings)
+
+
+def _store(p: _Prepared, vectors: list[list[float]]) -> IndexOutcome:
+    document = p.document
+    t = time.perf_counter()
+    try:
+        _replace_chunks(document, p.drafts, vectors, title=p.title)
+    except DocumentBusy as exc:
+        return IndexOutcome(document_id=document.pk, status="busy", error=str(exc))
+    except Exception as exc:
+        log.exception("storing document %s failed", document.pk)
+        _fail(document, _unexpected(exc))
         raise
+    p.timings["store"] = time.perf_counter() - t
     document_status_push(document)
     return IndexOutcome(
-        document_id=document_id,
+        document_id=document.pk,
         status="ready",
-        chunks=len(drafts),
-        seconds=time.perf_counter() - started,
-        timings=timings,
+        chunks=len(p.drafts),
+        seconds=time.perf_counter() - p.started,
+        timings=p.timings,
     )
 
 

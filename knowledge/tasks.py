@@ -6,7 +6,7 @@ import dramatiq
 import redis
 from django.db import InterfaceError, OperationalError
 
-from .services import DocumentBusy, document_index
+from .services import DocumentBusy, documents_index_queued_with
 
 TRANSIENT = (DocumentBusy, OperationalError, InterfaceError, redis.RedisError, ConnectionError)
 
@@ -25,4 +25,6 @@ def _retry_transient(retries: int, exc: BaseException) -> bool:
     max_backoff=120_000,
 )
 def document_index_task(document_id: int) -> None:
-    document_index(document_id=document_id)
+    # "busy": a live claim holds it (often this worker's own batch of queued documents);
+    # the holder finishes it, or the reaper re-queues it once the claim goes stale.
+    documents_index_queued_with(document_id)

@@ -146,15 +146,108 @@ def test_ingestion_runs_on_the_real_ingest_worker(worker, acme) -> None:
     from knowledge.services import collection_create
 
     collection = collection_create(team=acme, name="Queued")
-    outcome = document_upload(
-        collection=collection, data=b"# Q\n\nQueued through Redis.\n", source_path="q.md"
-    )
-    assert outcome.document is not None
+    uploads = {
+        name: document_upload(collection=collection, data=data, source_path=name)
+        for name, data in [
+            ("q.md", b"# Q\n\nQueued through Redis.\n"),
+            ("r.md", b"# R\n\nQueued beside it.\n"),
+            ("broken.pdf", badfiles.truncated_pdf()),
+            ("s.txt", b"A third good one."),
+        ]
+    }
+    ids = {name: u.document.pk for name, u in uploads.items() if u.document is not None}
+    assert len(ids) == 4
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        doc = Document.objects.get(pk=outcome.document.pk)
-        if doc.status in (DocumentStatus.READY, DocumentStatus.FAILED):
+        docs = {d.source_path: d for d in Document.objects.filter(pk__in=ids.values())}
+        if all(d.status in (DocumentStatus.READY, DocumentStatus.FAILED) for d in docs.values()):
             break
         time.sleep(0.2)
-    assert doc.status == DocumentStatus.READY, doc.error
-    assert doc.chunk_count == 1
+    assert {name: d.status for name, d in docs.items()} == {
+        "q.md": DocumentStatus.READY,
+        "r.md": DocumentStatus.READY,
+        "broken.pdf": DocumentStatus.FAILED,
+        "s.txt": DocumentStatus.READY,
+    }, {name: d.error for name, d in docs.items()}
+    assert "damaged" in docs["broken.pdf"].error.lower()
+    assert [docs[n].chunk_count for n in ("q.md", "r.md", "s.txt")] == [1, 1, 1]
+
+
+@pytest.fixture
+def embed_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The real encoder, with the size of each call it gets recorded."""
+    calls: list[int] = []
+    real = services.embed_texts
+
+    def counted(texts: list[str], **kwargs: object) -> object:
+        calls.append(len(texts))
+        return real(texts, **kwargs)
+
+    monkeypatch.setattr(services, "embed_texts", counted)
+    return calls
+
+
+def test_a_batch_embeds_in_one_call_and_a_broken_file_fails_alone(
+    handbook: Collection, embed_calls: list[int]
+) -> None:
+    files = [
+        ("a.md", b"# A\n\nThe A pump weighs 3 kg.\n"),
+        ("bad.pdf", badfiles.encrypted_pdf()),
+        ("b.txt", b"The B pump weighs 5 kg."),
+        ("empty.pdf", badfiles.scanned_pdf()),
+        ("c.md", b"# C\n\nThe C pump weighs 7 kg.\n"),
+    ]
+    ids = []
+    for name, data in files:
+        outcome = document_upload(collection=handbook, data=data, source_path=name, enqueue=False)
+        assert outcome.document is not None
+        ids.append(outcome.document.pk)
+    outcomes = services.documents_index(document_ids=ids)
+    assert [o.document_id for o in outcomes] == ids
+    assert [o.status for o in outcomes] == ["ready", "failed", "ready", "failed", "ready"]
+    assert "encrypted" in outcomes[1].error and "no extractable text" in outcomes[3].error.lower()
+    assert embed_calls == [3]
+    by_doc = dict(Chunk.objects.filter(collection=handbook).values_list("document_id", "text"))
+    assert by_doc == {
+        ids[0]: "The A pump weighs 3 kg.",
+        ids[2]: "The B pump weighs 5 kg.",
+        ids[4]: "The C pump weighs 7 kg.",
+    }
+    # Each document's vector is its own text's, not a neighbour's.
+    a = Chunk.objects.get(document_id=ids[0])
+    assert a.embedding is not None
+    assert list(a.embedding) == pytest.approx(services.embed_texts(["A\n" + a.text])[0].tolist(), abs=1e-5)
+
+
+def test_a_worker_takes_queued_documents_along_and_their_messages_then_do_nothing(
+    handbook: Collection, embed_calls: list[int], settings
+) -> None:
+    from knowledge.tasks import document_index_task
+
+    settings.INGEST_BATCH_DOCUMENTS = 3
+    ids = []
+    for i in range(4):
+        outcome = document_upload(
+            collection=handbook, data=f"Passage number {i}.".encode(), source_path=f"{i}.txt", enqueue=False
+        )
+        assert outcome.document is not None
+        ids.append(outcome.document.pk)
+    document_index_task.fn(ids[1])
+    statuses = dict(Document.objects.filter(pk__in=ids).values_list("pk", "status"))
+    assert [statuses[pk] for pk in ids] == ["ready", "ready", "ready", "queued"]
+    assert embed_calls == [3]
+    for pk in ids:
+        document_index_task.fn(pk)
+    assert embed_calls == [3, 1]
+    assert set(Document.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"ready"}
+
+
+def test_a_document_held_by_a_live_claim_is_left_to_its_holder(handbook: Collection) -> None:
+    from knowledge.tasks import document_index_task
+
+    outcome = document_upload(collection=handbook, data=b"held words", source_path="h.txt", enqueue=False)
+    assert outcome.document is not None
+    pk = outcome.document.pk
+    Document.objects.filter(pk=pk).update(status=DocumentStatus.EMBEDDING, claimed_at=timezone.now())
+    document_index_task.fn(pk)  # no retry storm: the holder finishes it or the reaper re-queues it
+    assert Document.objects.get(pk=pk).status == DocumentStatus.EMBEDDING

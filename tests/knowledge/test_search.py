@@ -41,6 +41,21 @@ def test_modes_rank_differently_and_fulltext_alone_needs_words(indexed_handbook:
     assert all(h.fulltext_rank is None for h in vec)
 
 
+def test_the_fulltext_arm_ranks_no_more_matches_than_its_cap(handbook: Collection, settings) -> None:
+    for i in range(6):
+        ingest_inline(handbook, f"{i}.txt", f"Impeller note {i}: the impeller turns.".encode())
+    ids = [handbook.pk]
+    everything = Chunk.objects.hybrid_search(
+        embedding=None, text="impeller", collection_ids=ids, k=10, mode="fulltext"
+    )
+    capped = Chunk.objects.hybrid_search(
+        embedding=None, text="impeller", collection_ids=ids, k=10, mode="fulltext", fulltext_max_matches=2
+    )
+    assert len(everything) == 6 and len(capped) == 2
+    settings.SEARCH_FULLTEXT_MAX_MATCHES = 3
+    assert len(chunk_search(collections=[handbook], query="impeller", k=10, mode="fulltext").hits) == 3
+
+
 def test_a_document_filter_keeps_to_that_document(indexed_handbook: Collection) -> None:
     doc = indexed_handbook.documents.get(source_path__endswith=".csv")
     hits = chunk_search(collections=[indexed_handbook], query="price", k=5, document_ids=[doc.pk]).hits

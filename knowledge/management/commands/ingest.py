@@ -7,12 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Team
 from knowledge.models import Collection
 from knowledge.parsing import SUPPORTED_EXTENSIONS
-from knowledge.services import collection_create, document_index, document_upload
+from knowledge.services import collection_create, document_upload, documents_index
 
 from ._common import resolve_collection, resolve_user
 
@@ -64,6 +65,7 @@ class Command(BaseCommand):
         )
         files = _expand(opts["paths"])
         summary: dict[str, Any] = {"documents": 0, "skipped": 0, "failed": [], "chunks": 0}
+        pending: list[tuple[int, Path, str]] = []
         for path, source in files:
             if path.suffix.lower() not in SUPPORTED_EXTENSIONS and path.name != source:
                 continue  # a folder's other files (images, archives) are not documents
@@ -87,14 +89,11 @@ class Command(BaseCommand):
                 summary["documents"] += 1
                 self._line(opts, f"queued   {source}")
                 continue
-            result = document_index(document_id=outcome.document.pk)
-            if result.status == "failed":
-                summary["failed"].append({"path": str(path), "error": result.error})
-                self._line(opts, f"failed   {source}: {result.error}")
-            else:
-                summary["documents"] += 1
-                summary["chunks"] += result.chunks
-                self._line(opts, f"indexed  {source}: {result.chunks} chunks in {result.seconds:.1f}s")
+            pending.append((outcome.document.pk, path, source))
+            if len(pending) >= settings.INGEST_BATCH_DOCUMENTS:
+                self._index(pending, summary, opts)
+                pending = []
+        self._index(pending, summary, opts)
         summary["seconds"] = round(time.perf_counter() - started, 2)
         if opts["json"]:
             self.stdout.write(json.dumps(summary))
@@ -104,6 +103,23 @@ class Command(BaseCommand):
                 f"{summary['skipped']} skipped, "
                 f"{len(summary['failed'])} failed in {summary['seconds']}s"
             )
+
+    def _index(
+        self, pending: list[tuple[int, Path, str]], summary: dict[str, Any], opts: dict[str, Any]
+    ) -> None:
+        """Index uploaded documents a batch at a time: one embedding call for all their chunks."""
+        if not pending:
+            return
+        results = documents_index(document_ids=[pk for pk, _, _ in pending])
+        for (_, path, source), result in zip(pending, results, strict=True):
+            if result.status == "ready":
+                summary["documents"] += 1
+                summary["chunks"] += result.chunks
+                self._line(opts, f"indexed  {source}: {result.chunks} chunks in {result.seconds:.1f}s")
+            else:
+                error = result.error or f"not indexed ({result.status})"
+                summary["failed"].append({"path": str(path), "error": error})
+                self._line(opts, f"failed   {source}: {error}")
 
     def _line(self, opts: dict[str, Any], text: str) -> None:
         (self.stderr if opts["json"] else self.stdout).write(text)
