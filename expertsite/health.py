@@ -87,5 +87,13 @@ def _generation() -> dict[str, object]:
     for name in settings.BASE_MODELS:
         backend, note = backend_name_for(name)
         out[name] = {"backend": backend, **({"note": note} if note else {})}
-    out["llamacpp"] = {"threads": settings.LLAMACPP_THREADS or "auto", "n_ctx": settings.LLAMACPP_N_CTX}
+    llamacpp: dict[str, object] = {
+        "threads": settings.LLAMACPP_THREADS or "auto",
+        "n_ctx": settings.LLAMACPP_N_CTX,
+    }
+    from chat.generation.llamacpp import OPENMP_WARNING, available, built_with_openmp
+
+    if available() and built_with_openmp():
+        llamacpp["note"] = OPENMP_WARNING
+    out["llamacpp"] = llamacpp
     return out

@@ -36,6 +36,14 @@ def envstr(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
+def envchoice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = os.environ.get(name, default).strip()
+    if value not in choices:
+        shown = ", ".join(repr(c) for c in choices)
+        raise ImproperlyConfigured(f"{name} must be one of {shown}, got {value!r}")
+    return value
+
+
 def envbool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None:

@@ -10,7 +10,7 @@ import pytest
 
 from chat.basemodels import base_model_get
 from chat.generation import AdapterRef, GenerationError, GenerationRequest, GenerationStats, backend_for
-from chat.generation.llamacpp import llamacpp_backend
+from chat.generation.llamacpp import OPENMP_WARNING, built_with_openmp, llamacpp_backend
 from chat.prompting import ChatMessage
 from tests.chat.test_local_backend import random_adapter
 from training.gguf_export import adapter_export_gguf
@@ -42,6 +42,38 @@ def gguf_adapters(tmp_path_factory: pytest.TempPathFactory) -> tuple[AdapterRef,
 def test_gguf_models_are_served_by_llamacpp_when_it_is_installed() -> None:
     assert backend_for(BASE).name == "llamacpp"
     assert backend_for("phi-3-mini-4k-instruct").name == "local"  # no GGUF: transformers
+
+
+def test_the_installed_llamacpp_threads_without_openmp() -> None:
+    # An OpenMP build decodes at a third of its speed from the worker threads generation runs in.
+    assert not built_with_openmp(), OPENMP_WARNING
+
+
+def test_a_requantized_copy_is_made_once_and_served(tmp_path: Path, settings) -> None:
+    from chat.generation.llamacpp import LlamaCppBackend, serving_gguf
+
+    spec = base_model_get(name=BASE)
+    assert serving_gguf(spec) == spec.gguf  # as packaged by default
+    settings.LLAMACPP_QUANT = "q8_0"
+    settings.MODELS_DIR = tmp_path
+    copy = serving_gguf(spec)
+    assert copy == tmp_path / f"{BASE}.q8_0.gguf" and copy.stat().st_size > spec.gguf.stat().st_size
+    made = copy.stat().st_mtime_ns
+    assert serving_gguf(spec) == copy and copy.stat().st_mtime_ns == made
+    backend = LlamaCppBackend()
+    request = GenerationRequest(base_model=BASE, messages=PROMPT, max_new_tokens=12)
+    text = "".join(backend.stream(request, stop=threading.Event(), stats=GenerationStats()))
+    assert backend.loaded(BASE).llm.model_path == str(copy)
+    assert text.strip()
+
+
+def test_health_reports_an_openmp_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chat.generation import llamacpp
+    from expertsite.health import _generation
+
+    assert "note" not in _generation()["llamacpp"]  # type: ignore[operator]
+    monkeypatch.setattr(llamacpp, "built_with_openmp", lambda: True)
+    assert _generation()["llamacpp"]["note"] == OPENMP_WARNING  # type: ignore[index]
 
 
 def test_two_adapters_on_one_base_answer_side_by_side_without_reloading(gguf_adapters) -> None:

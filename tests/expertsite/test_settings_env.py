@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from expertsite.settings.env import envbool, envint, envlist, envsecret, load_env_file
+from expertsite.settings.env import envbool, envchoice, envint, envlist, envsecret, load_env_file
 
 
 def test_envbool_reads_common_spellings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -47,3 +47,12 @@ def test_env_file_never_overrides_the_real_environment(tmp_path, monkeypatch: py
     assert os.environ["X_FROM_FILE"] == "file"
     assert os.environ["X_GIVEN"] == "real"
     monkeypatch.delenv("X_FROM_FILE")
+
+
+def test_envchoice_names_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert envchoice("X_QUANT", "", ("", "q8_0")) == ""
+    monkeypatch.setenv("X_QUANT", "q8_0")
+    assert envchoice("X_QUANT", "", ("", "q8_0")) == "q8_0"
+    monkeypatch.setenv("X_QUANT", "q3")
+    with pytest.raises(ImproperlyConfigured, match="X_QUANT must be one of '', 'q8_0'"):
+        envchoice("X_QUANT", "", ("", "q8_0"))
