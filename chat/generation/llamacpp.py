@@ -56,7 +56,7 @@ _quantize_lock = threading.Lock()
 def serving_gguf(spec: BaseModelSpec) -> Path:
     """The GGUF file llama.cpp serves for a base model: as packaged, or re-quantized once.
 
-    LLAMACPP_QUANT=q8_0 trades about 10% of decode speed for a prefill about 1.7x faster on
+    LLAMACPP_QUANT=q8_0 traded 13% of decode speed for a prefill 1.6x faster on
     Q4_1 files (the packaged SmolLM2), which is most of a RAG answer's time to first token.
     """
     assert spec.gguf is not None

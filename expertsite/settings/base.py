@@ -198,8 +198,8 @@ LOCAL_DTYPE = envstr("LOCAL_DTYPE", "bfloat16")
 LLAMACPP_THREADS = envint("LLAMACPP_THREADS", 0, minimum=0)  # 0 = llama.cpp's own choice
 LLAMACPP_N_CTX = envint("LLAMACPP_N_CTX", 4096, minimum=256)
 # "" serves a GGUF as packaged; "q8_0" serves a copy re-quantized once under MODELS_DIR:
-# Q4_1 has no fast matrix-matrix kernel in llama.cpp, so a long RAG prompt prefills about
-# 1.7x faster from Q8_0, for about 10% slower decoding (bench/chat.py).
+# Q4_1 has no fast matrix-matrix kernel in llama.cpp, so a 900-token RAG prompt prefilled
+# 1.6x faster from Q8_0, for 13% slower decoding (bench/chat.py).
 LLAMACPP_QUANT = envchoice("LLAMACPP_QUANT", "", ("", "q8_0", "q4_0"))
 LLAMACPP_TOOLS_DIR = Path(envstr("LLAMACPP_TOOLS_DIR", str(VAR_DIR / "llamacpp-tools")))
 GENERATION_REPETITION_PENALTY = envfloat("GENERATION_REPETITION_PENALTY", 1.15)
