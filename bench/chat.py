@@ -497,9 +497,11 @@ class RawEngines:
         if backend == "llamacpp" and self.llamacpp is not None:
             return self.llamacpp.run(case.messages, new_tokens=new_tokens)
         if backend == "local" and self.local is not None:
+            from expertsite.torch_thread import torch_call
+
             model, tokenizer = self.local
-            runs, _, _ = raw_measure(
-                model, tokenizer, case.ids, new_tokens=new_tokens, repeats=1, plain=False
+            runs, _, _ = torch_call(
+                raw_measure, model, tokenizer, case.ids, new_tokens=new_tokens, repeats=1, plain=False
             )
             return runs[0]
         return None
@@ -527,6 +529,7 @@ def section_raw(
     from chat.basemodels import base_model_get, load_causal_lm
     from chat.generation import backend_name_for
     from chat.generation.llamacpp import available
+    from expertsite.torch_thread import torch_call
 
     product_backend = backend_name_for(settings.DEFAULT_BASE_MODEL)[0]
     print(
@@ -541,18 +544,28 @@ def section_raw(
     engines = RawEngines()
     for dtype_name in dtypes:
         t = time.perf_counter()
-        model, tokenizer = load_causal_lm(spec=spec, dtype=getattr(torch, dtype_name), device="cpu")
+        # All transformers work on the process's torch thread, as the product runs it: a second
+        # OpenMP team (say, the main thread's) would slow every decode step (expertsite.torch_thread).
+        model, tokenizer = torch_call(
+            load_causal_lm, spec=spec, dtype=getattr(torch, dtype_name), device="cpu"
+        )
         load_s = time.perf_counter() - t
         for case in cases:
             case.ids = render(tokenizer, case.messages)
-        raw_generate(model, tokenizer, cases[0].ids, new_tokens=8)  # warm-up
+        torch_call(raw_generate, model, tokenizer, cases[0].ids, new_tokens=8)  # warm-up
         for case in cases:
             if case.slug == SLUG_FT:
                 continue  # raw engines run no adapter: its prompt is the base case's
             if not full and dtype_name != product_dtype and case.slug != SLUG_BASE:
                 continue  # --quick: the float32 reference only for the short prompt
-            runs, pf, dec = raw_measure(
-                model, tokenizer, case.ids, new_tokens=new_tokens, repeats=repeats, plain=cross_check
+            runs, pf, dec = torch_call(
+                raw_measure,
+                model,
+                tokenizer,
+                case.ids,
+                new_tokens=new_tokens,
+                repeats=repeats,
+                plain=cross_check,
             )
             results[f"{dtype_name}/{case.slug}"] = RawResult(
                 dtype=dtype_name, case=case, runs=runs, plain_prefill_ms=pf, plain_decode_tok_s=dec

@@ -445,9 +445,12 @@ def raw_encode(texts: Sequence[str], *, batch_size: int | None = None) -> np.nda
     """SentenceTransformer.encode as a user would call it, at the product's batch size unless told."""
     from django.conf import settings
 
+    from expertsite.torch_thread import torch_call
     from knowledge.embedding import embedder
 
-    return embedder().encode(
+    # On the torch thread, where the product's own encodes run (expertsite.torch_thread).
+    return torch_call(
+        embedder().encode,
         list(texts),
         batch_size=batch_size or settings.EMBED_BATCH_SIZE,
         normalize_embeddings=True,

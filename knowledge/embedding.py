@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 from django.conf import settings
 
+from expertsite.torch_thread import torch_call
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
-
-_lock = threading.Lock()
 
 
 @functools.cache
@@ -32,17 +31,18 @@ def embedder() -> SentenceTransformer:
 def embed_texts(texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
     if not texts:
         return np.zeros((0, settings.EMBEDDING_DIMENSIONS), dtype=np.float32)
-    model = embedder()
-    # One encode at a time per process: two threads encoding at once on two cores
-    # only thrash each other's caches.
-    with _lock:
-        return model.encode(
-            list(texts),
-            batch_size=batch_size or settings.EMBED_BATCH_SIZE,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+    # One encode at a time per process, on the process's torch thread (expertsite.torch_thread).
+    return torch_call(_encode, list(texts), batch_size or settings.EMBED_BATCH_SIZE)
+
+
+def _encode(texts: list[str], batch_size: int) -> np.ndarray:
+    return embedder().encode(
+        texts,
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
 
 
 def embed_query(text: str) -> list[float]:

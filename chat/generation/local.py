@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 
 from chat.basemodels import BaseModelError, base_model_get, load_causal_lm
+from expertsite.torch_thread import on_torch_thread, torch_call, torch_submit
 
 from .base import AdapterRef, GenerationError, GenerationRequest, GenerationStats
 
@@ -48,6 +49,9 @@ class LocalBackend:
         return f"local:{request.base_model}"
 
     def loaded(self, base_model: str) -> _Loaded:
+        return torch_call(self._loaded, base_model)
+
+    def _loaded(self, base_model: str) -> _Loaded:
         with self._load_lock:
             if base_model not in self._models:
                 try:
@@ -114,7 +118,7 @@ class LocalBackend:
             )
         stats.prompt_tokens = len(ids)
         stats.prompt_ms = (time.perf_counter() - t0) * 1000
-        adapter_key = self._select_adapter(loaded, request.adapter)
+        adapter_key = torch_call(self._select_adapter, loaded, request.adapter)
 
         class _Stop(StoppingCriteria):
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
@@ -159,8 +163,12 @@ class LocalBackend:
                 streamer.end()
 
         gen_start = time.perf_counter()
-        thread = threading.Thread(target=run, name="generate", daemon=True)
-        thread.start()
+        if on_torch_thread():  # a caller already on the torch thread cannot queue behind itself
+            thread = threading.Thread(target=run, name="generate", daemon=True)
+            thread.start()
+            finished: Callable[[], object] = thread.join
+        else:
+            finished = torch_submit(run).result
         first: float | None = None
         for piece in streamer:
             if first is None:
@@ -168,7 +176,7 @@ class LocalBackend:
                 stats.prefill_ms = (first - gen_start) * 1000
             if piece:
                 yield piece
-        thread.join()
+        finished()
         stats.tokens = streamer.generated
         stats.decode_s = time.perf_counter() - (first or gen_start)
         if failure:
