@@ -94,6 +94,7 @@ class _Loaded:
     llm: Any
     adapters: dict[str, Any] = field(default_factory=dict)  # gguf path → llama_adapter_lora_p
     current: str | None = None
+    last_messages: list[Any] | None = None
 
 
 class LlamaCppBackend:
@@ -180,10 +181,18 @@ class LlamaCppBackend:
     ) -> Iterator[str]:
         loaded = self.loaded(request.base_model)
         self._use_adapter(loaded, request.adapter)
+        messages = list(request.messages)
+        previous = loaded.last_messages
+        if previous is None or messages[: len(previous)] != previous:
+            # Another conversation: its prompt shares a few template tokens with the cached one,
+            # and prefilling behind the old cache was slower than from empty (4.37 vs 4.27 s for
+            # a 900-token RAG prompt). The same prompt again, or one that extends it, keeps it.
+            loaded.llm.reset()
+        loaded.last_messages = messages
         started = time.perf_counter()
         try:
             chunks = loaded.llm.create_chat_completion(
-                messages=list(request.messages),
+                messages=messages,
                 max_tokens=request.max_new_tokens,
                 stream=True,
                 temperature=request.temperature,

@@ -67,6 +67,22 @@ def test_a_requantized_copy_is_made_once_and_served(tmp_path: Path, settings) ->
     assert text.strip()
 
 
+def test_the_prompt_cache_is_kept_only_for_the_same_conversation(monkeypatch: pytest.MonkeyPatch) -> None:
+    llm = llamacpp_backend().loaded(BASE).llm
+    cached_at_start: list[int] = []
+    real = llm.create_chat_completion
+
+    def spy(**kwargs: object) -> object:
+        cached_at_start.append(llm.n_tokens)
+        return real(**kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(llm, "create_chat_completion", spy)
+    generate(None, 4)
+    generate(None, 4)  # the same prompt again: its cached tokens are reused
+    generate(None, 4, messages=[{"role": "user", "content": "Name three metals."}])
+    assert cached_at_start[1] > 0 and cached_at_start[2] == 0
+
+
 def test_health_reports_an_openmp_build(monkeypatch: pytest.MonkeyPatch) -> None:
     from chat.generation import llamacpp
     from expertsite.health import _generation
