@@ -179,9 +179,9 @@ def embed_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     real = services.embed_texts
 
-    def counted(texts: list[str], **kwargs: object) -> object:
+    def counted(texts: list[str], *, batch_size: int | None = None) -> object:
         calls.append(len(texts))
-        return real(texts, **kwargs)
+        return real(texts, batch_size=batch_size)
 
     monkeypatch.setattr(services, "embed_texts", counted)
     return calls
