@@ -6,9 +6,9 @@ import dramatiq
 import redis
 from django.db import InterfaceError, OperationalError
 
-from .services import DocumentBusy, documents_index_queued_with
+from .services import documents_index_queued_with
 
-TRANSIENT = (DocumentBusy, OperationalError, InterfaceError, redis.RedisError, ConnectionError)
+TRANSIENT = (OperationalError, InterfaceError, redis.RedisError, ConnectionError)
 
 
 def _retry_transient(retries: int, exc: BaseException) -> bool:

@@ -1,4 +1,4 @@
-"""Helpers the tests share: child processes on this run's database, HTTP waits, browser login."""
+"""Helpers the tests share: child processes on this run's database, HTTP waits, logins."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
+from django.test import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,3 +66,15 @@ def login(page: Any, server: LiveServer, username: str, password: str) -> None:
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/login/" not in url)
+
+
+def staff(user: User) -> User:
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])
+    return user
+
+
+def logged_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client

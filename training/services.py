@@ -87,80 +87,41 @@ def _dataset_store(
         counts = _token_counts(base_model, examples)  # slow: before the transaction, not in it
     except BaseModelError as exc:
         raise DatasetInvalid(str(exc)) from None
+    report = {**report, "kept": len(examples), "tokens": _token_stats(counts)}
+    # An uploaded file is identified by its bytes, generated examples by their content.
+    digest = hashlib.sha256(data if data else repr([ex.messages for ex in examples]).encode()).hexdigest()
+    eval_set = set(eval_idx)
     with transaction.atomic():
-        return _dataset_insert(
+        dataset = Dataset(
             team=team,
             name=name,
             source=source,
-            examples=examples,
-            report=report,
             base_model=base_model,
             eval_fraction=eval_fraction,
             seed=seed,
+            report=report,
+            train_count=len(train_idx),
+            eval_count=len(eval_idx),
             created_by=created_by,
-            data=data,
-            filename=filename,
-            source_chunks=source_chunks,
-            counts=counts,
-            train_idx=train_idx,
-            eval_idx=eval_idx,
+            sha256=digest,
         )
-
-
-def _dataset_insert(
-    *,
-    team: Team,
-    name: str,
-    source: str,
-    examples: list[ParsedExample],
-    report: dict[str, Any],
-    base_model: str,
-    eval_fraction: float,
-    seed: int,
-    created_by: User | None,
-    data: bytes,
-    filename: str,
-    source_chunks: list[int | None] | None,
-    counts: list[int],
-    train_idx: list[int],
-    eval_idx: list[int],
-) -> Dataset:
-    report = {**report, "kept": len(examples), "tokens": _token_stats(counts)}
-    dataset = Dataset(
-        team=team,
-        name=name,
-        source=source,
-        base_model=base_model,
-        eval_fraction=eval_fraction,
-        seed=seed,
-        report=report,
-        train_count=len(train_idx),
-        eval_count=len(eval_idx),
-        created_by=created_by,
-        sha256=hashlib.sha256(data).hexdigest() if data else "",
-    )
-    if data:
-        dataset.file.save(filename or "dataset.jsonl", ContentFile(data), save=False)
-    dataset.save()
-    eval_set = set(eval_idx)
-    DatasetExample.objects.bulk_create(
-        [
-            DatasetExample(
-                dataset=dataset,
-                ordinal=i,
-                split=Split.EVAL if i in eval_set else Split.TRAIN,
-                messages=ex.messages,
-                token_count=counts[i],
-                line=ex.line,
-                source_chunk_id=(source_chunks[i] if source_chunks else None),
-            )
-            for i, ex in enumerate(examples)
-        ]
-    )
-    if not dataset.sha256:
-        digest = hashlib.sha256(repr([ex.messages for ex in examples]).encode()).hexdigest()
-        Dataset.objects.filter(pk=dataset.pk).update(sha256=digest)
-        dataset.sha256 = digest
+        if data:
+            dataset.file.save(filename or "dataset.jsonl", ContentFile(data), save=False)
+        dataset.save()
+        DatasetExample.objects.bulk_create(
+            [
+                DatasetExample(
+                    dataset=dataset,
+                    ordinal=i,
+                    split=Split.EVAL if i in eval_set else Split.TRAIN,
+                    messages=ex.messages,
+                    token_count=counts[i],
+                    line=ex.line,
+                    source_chunk_id=(source_chunks[i] if source_chunks else None),
+                )
+                for i, ex in enumerate(examples)
+            ]
+        )
     return dataset
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 
 from chat.basemodels import BaseModelError, base_model_get, load_causal_lm
-from expertsite.torch_thread import on_torch_thread, torch_call, torch_submit
+from expertsite.torch_thread import torch_call, torch_submit
 
 from .base import AdapterRef, GenerationError, GenerationRequest, GenerationStats
 
@@ -163,12 +163,7 @@ class LocalBackend:
                 streamer.end()
 
         gen_start = time.perf_counter()
-        if on_torch_thread():  # a caller already on the torch thread cannot queue behind itself
-            thread = threading.Thread(target=run, name="generate", daemon=True)
-            thread.start()
-            finished: Callable[[], object] = thread.join
-        else:
-            finished = torch_submit(run).result
+        generation = torch_submit(run)
         first: float | None = None
         for piece in streamer:
             if first is None:
@@ -176,7 +171,7 @@ class LocalBackend:
                 stats.prefill_ms = (first - gen_start) * 1000
             if piece:
                 yield piece
-        finished()
+        generation.result()
         stats.tokens = streamer.generated
         stats.decode_s = time.perf_counter() - (first or gen_start)
         if failure:

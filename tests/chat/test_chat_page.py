@@ -9,13 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from accounts.models import Team
 from chat.models import Conversation, Expert, Message, MessageStatus, Mode, Role
 from chat.services import conversation_start, expert_create
 from knowledge.models import Chunk
-from tests.support import LiveServer, login
+from tests.support import LiveServer, logged_in, login
 
 QUESTION = "How long is the warranty on the pumps?"
 
@@ -53,12 +52,6 @@ def answered_conversation(user: Any, expert: Expert, chunk: Chunk) -> Conversati
         ],
     )
     return conversation
-
-
-def logged_in(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 # --- the page as the server renders it ------------------------------------------------------

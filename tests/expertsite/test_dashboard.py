@@ -23,20 +23,8 @@ from expertsite.heartbeat import heartbeats_by_queue
 from knowledge.models import Collection, Document, DocumentStatus
 from knowledge.services import collection_create
 from knowledge.tasks import document_index_task
-from tests.support import LiveServer, login
+from tests.support import LiveServer, logged_in, login, staff
 from training.models import Dataset, EvaluationRun, EvaluationStatus, JobStatus, TrainingJob
-
-
-def staff(user: User) -> User:
-    user.is_staff = True
-    user.save(update_fields=["is_staff"])
-    return user
-
-
-def logged_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def document(collection: Collection, name: str, status: str, error: str = "") -> Document:

@@ -20,24 +20,12 @@ from accounts.models import Team
 from chat.models import Expert, Mode
 from chat.services import expert_create
 from expertsite.asgi import application
-from tests.support import LiveServer, login
+from tests.support import LiveServer, logged_in, login, staff
 from tests.training.conftest import facts_jsonl
 from training.models import Adapter, Dataset, JobStatus, TrainingJob
 from training.services import dataset_create_from_upload, training_job_cancel, training_job_create
 
 PHI3 = "phi-3-mini-4k-instruct"
-
-
-def staff(user: User) -> User:
-    user.is_staff = True
-    user.save(update_fields=["is_staff"])
-    return user
-
-
-def logged_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from accounts.models import Team
 from accounts.services import team_create
 from chat.models import Expert, Mode
 from chat.services import expert_create
+from tests.support import logged_in, staff
 from training.models import (
     Adapter,
     Dataset,
@@ -37,18 +38,6 @@ QUESTIONS: list[dict[str, Any]] = [
 ]
 SCRIPT_ANSWER = "<script>alert('x')</script> no idea"
 FORMULA_ANSWER = '=HYPERLINK("http://evil.example","Ilse Varga")'
-
-
-def staff(user: User) -> User:
-    user.is_staff = True
-    user.save(update_fields=["is_staff"])
-    return user
-
-
-def logged_in(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
